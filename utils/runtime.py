@@ -1,0 +1,177 @@
+"""Where the course runs: the workshop mode, the device and dtype, Colab, seeding, `doctor()`.
+
+One code path serves three modes, chosen by the environment variable ``WORKSHOP_MODE``:
+
+- ``gpu``: Unsloth + Qwen2.5-3B-Instruct, 4-bit + LoRA (a free Colab T4 is enough).
+- ``cpu``: SmolLM2-135M-Instruct with transformers + PEFT + TRL on a laptop.
+- ``smoke``: a tiny random Qwen2 and a few GSM8K rows, what tests and CI run.
+
+The default is ``gpu`` when CUDA is present, else ``cpu``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import random
+import sys
+from typing import Literal
+
+import numpy as np
+
+Mode = Literal["gpu", "cpu", "smoke"]
+MODES: tuple[str, ...] = ("gpu", "cpu", "smoke")
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (imports torch lazily: `doctor()` must work without it)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def get_mode(mode: str | None = None) -> Mode:
+    """The workshop mode: ``mode`` if given, else ``$WORKSHOP_MODE``, else gpu/cpu by hardware.
+
+    An unknown value is an error rather than a silent fallback, because a typo such as
+    ``WORKSHOP_MODE=smok`` would otherwise start a half-hour CPU run.
+    """
+    chosen = mode if mode is not None else os.environ.get("WORKSHOP_MODE", "").strip().lower()
+    if not chosen:
+        return "gpu" if cuda_available() else "cpu"
+    if chosen not in MODES:
+        raise ValueError(f"WORKSHOP_MODE must be one of {', '.join(MODES)}; got {chosen!r}")
+    if chosen == "gpu" and not cuda_available():
+        raise RuntimeError(
+            "WORKSHOP_MODE=gpu needs a CUDA GPU and none is visible. In Colab: Runtime > "
+            "Change runtime type > T4 GPU. On a laptop use WORKSHOP_MODE=cpu."
+        )
+    return chosen  # type: ignore[return-value]
+
+
+def pick_device(mode: str | None = None):
+    """``cuda`` in gpu mode, otherwise ``cpu`` (smoke runs on CPU even where a GPU exists)."""
+    import torch
+
+    return torch.device("cuda" if get_mode(mode) == "gpu" else "cpu")
+
+
+def supports_bf16() -> bool:
+    """bf16 needs compute capability 8.0 (Ampere) or later; a T4 is 7.5 and has only fp16."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability()
+    return major >= 8
+
+
+def pick_dtype(device=None):
+    """fp32 on CPU, bf16 on Ampere and later, fp16 on older GPUs such as the T4."""
+    import torch
+
+    device = torch.device(device) if device is not None else pick_device()
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if supports_bf16() else torch.float16
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (its kernel module is importable only there)."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def seed_everything(seed: int = 42) -> None:
+    """Seed Python, NumPy and torch so that a rerun of a cell gives the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+LIBRARIES = (
+    "torch", "transformers", "trl", "datasets", "peft", "accelerate",
+    "unsloth", "unsloth_zoo", "vllm", "bitsandbytes", "rl-reasoning-course",
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed version of each library the course depends on (None when absent)."""
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def known_problems(mode: str, versions: dict[str, str | None], gpu_name: str | None,
+                   bf16: bool) -> list[str]:
+    """Plain-words warnings about combinations that are known to break a run."""
+    warnings: list[str] = []
+    tf, trl = versions.get("transformers"), versions.get("trl")
+    if mode == "gpu" and versions.get("unsloth") is None:
+        warnings.append("gpu mode needs Unsloth: pip install -e '.[gpu]' (or rerun the setup cell).")
+    if mode != "gpu" and versions.get("unsloth") is not None and not cuda_available():
+        warnings.append("Unsloth is installed but there is no CUDA: it is not imported on this path.")
+    if tf is not None and _version_tuple(tf) > (5, 17, 0):
+        warnings.append(f"transformers {tf} is newer than Unsloth 2026.10 accepts (<=5.17.0).")
+    if trl is not None and _version_tuple(trl) > (1, 15, 0):
+        warnings.append(f"trl {trl} is newer than Unsloth 2026.10 accepts (<=1.15.0).")
+    ds = versions.get("datasets")
+    if ds is not None and _version_tuple(ds) >= (5, 0, 0):
+        warnings.append(f"datasets {ds} is 5.x; Unsloth 2026.10 needs datasets<5.")
+    if gpu_name and not bf16:
+        warnings.append(f"{gpu_name} has no bf16: training must use fp16 (the T4 preset does).")
+    if mode == "gpu" and versions.get("vllm") is None:
+        warnings.append("vLLM is not installed: generation falls back to slower HF generate.")
+    return warnings
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def doctor(mode: str | None = None) -> list[str]:
+    """Print mode, hardware and library versions, and warn about known-bad combinations.
+
+    Returns the warnings so that a notebook or test can act on them.
+    """
+    mode = get_mode(mode)
+    versions = library_versions()
+    gpu_name, bf16 = None, False
+    if cuda_available():
+        import torch
+
+        gpu_name = torch.cuda.get_device_name(0)
+        bf16 = supports_bf16()
+        mem = torch.cuda.get_device_properties(0).total_memory / 2**30
+        hardware = f"{gpu_name}, {mem:.1f} GiB, bf16={'yes' if bf16 else 'no (fp16)'}"
+    else:
+        hardware = f"CPU only, {os.cpu_count()} cores"
+    print(f"mode      : {mode}  (set WORKSHOP_MODE=gpu|cpu|smoke to change)")
+    print(f"python    : {platform.python_version()} on {platform.system()} {platform.machine()}")
+    print(f"hardware  : {hardware}")
+    print(f"colab     : {in_colab()}")
+    for name, version in versions.items():
+        print(f"{name:<21}: {version or '-'}")
+    warnings = known_problems(mode, versions, gpu_name, bf16)
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    if not warnings:
+        print("no known problems")
+    return warnings
