@@ -7,6 +7,8 @@ KERNEL ?= rl-reasoning-course
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP  := $(VENV)/.setup-done
+# Jupyter refuses to run as root without this flag (containers, cloud VMs).
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup lab test unit notebooks bench diagrams links clean
 
@@ -30,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
 
 test: setup unit notebooks
 
