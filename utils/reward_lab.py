@@ -1,0 +1,249 @@
+"""The reward lab of notebook 03: score a group of completions, see GRPO's advantages move.
+
+- :func:`lab_update` is the whole computation (rewards -> weighted totals -> group advantages);
+  the widget only calls it, so the notebook and the tests can assert on its result directly.
+- :func:`build_lab` wraps it in ipywidgets: a slider per reward weight, a strict/soft format
+  toggle and a std-scaling toggle (GRPO divides by the group std; Dr. GRPO does not).
+- :func:`naive_accuracy_reward`, :func:`naive_format_reward` and :func:`math_verify_reward` are
+  the graders ours is compared with (the lab's "reward hacking" section and
+  ``benchmarks/rewards.py``). They are here to be beaten, not used for training.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+import torch
+
+from utils.rewards import DEFAULT_WEIGHTS, REWARD_FUNCTIONS, completion_text, score_completions
+
+FORMAT_KINDS = ("strict", "soft")
+
+
+# --------------------------------------------------------------------------------------------
+# The graders ours is compared with
+# --------------------------------------------------------------------------------------------
+
+# The pattern of the most copied GRPO notebook, with our tag names: no re.DOTALL, so ``.`` stops
+# at the first newline and any multi-line reasoning fails to match.
+NAIVE_FORMAT_RE = re.compile(r"^<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>\n?$")
+NAIVE_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>")
+NAIVE_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def naive_extract_answer(text: str) -> str | None:
+    """The popular-notebook extraction: a one-line ``<answer>`` match, else the last number.
+
+    Both are bugs: a multi-line answer block does not match, and the "last number" fallback reads
+    the reasoning (or the second candidate of a hedge) as the answer.
+    """
+    match = NAIVE_ANSWER_RE.search(text)
+    numbers = NAIVE_NUMBER_RE.findall((match.group(1) if match else text).replace(",", ""))
+    return numbers[-1] if numbers else None
+
+
+def naive_accuracy_reward(completions: Any, answer: Any, **kwargs: Any) -> list[float]:
+    """1.0 when the naive extraction equals the gold as floats (the copied notebook's rule)."""
+    rewards = []
+    for completion, gold in zip(completions, answer, strict=True):
+        found = naive_extract_answer(completion_text(completion))
+        try:
+            rewards.append(float(found is not None and float(found) == float(gold)))
+        except (TypeError, ValueError):
+            rewards.append(0.0)
+    return rewards
+
+
+def naive_format_reward(completions: Any, **kwargs: Any) -> list[float]:
+    """1.0 when the no-DOTALL format regex matches: only for one-line reasoning and answers."""
+    return [1.0 if NAIVE_FORMAT_RE.match(completion_text(c)) else 0.0 for c in completions]
+
+
+def math_verify_reward(completions: Any, answer: Any, **kwargs: Any) -> list[float]:
+    """math_verify with its defaults: ``verify(parse(gold), parse(completion))``.
+
+    A strong symbolic checker for one clean final answer; it is not built to refuse hedges or
+    empty answer tags. Needs ``pip install math-verify`` (a dev dependency of the course).
+    """
+    from math_verify import parse, verify
+
+    rewards = []
+    for completion, gold in zip(completions, answer, strict=True):
+        try:
+            rewards.append(float(verify(parse(str(gold)), parse(completion_text(completion)))))
+        except Exception:  # noqa: BLE001 - a grader under comparison scores 0 where it fails
+            rewards.append(0.0)
+    return rewards
+
+
+# --------------------------------------------------------------------------------------------
+# The group of completions
+# --------------------------------------------------------------------------------------------
+
+
+def load_lab_examples() -> dict[str, Any]:
+    """The shipped group: one GSM8K question, its gold, 8 hand-written labelled completions."""
+    path = resources.files("utils") / "data" / "lab_examples.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sample_group(
+    question: str,
+    n: int = 8,
+    mode: str | None = None,
+    max_new_tokens: int = 256,
+    temperature: float = 0.8,
+    seed: int = 0,
+) -> list[str]:
+    """``n`` sampled completions of the mode's model for one question (cpu and gpu modes).
+
+    In smoke mode the model is random and would produce gibberish: use the shipped examples.
+    """
+    from utils.generation import generate
+    from utils.models import load_for_inference
+    from utils.prompts import build_messages
+
+    model, tokenizer = load_for_inference(mode)
+    group = generate(model, tokenizer, [build_messages(question)], n=n,
+                     max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)[0]
+    return [completion.text for completion in group]
+
+
+# --------------------------------------------------------------------------------------------
+# One update of the lab
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabResult:
+    """What one update of the lab shows: a table and the group's learning signal."""
+
+    table: pd.DataFrame  # one row per completion: reward parts, total, advantages
+    weights: dict[str, float]  # the weights in effect (by reward name)
+    zero_variance: bool  # every total equal: all advantages are 0, nothing to learn
+    message: str
+
+
+def lab_weights(accuracy: float, format_weight: float, tag_count: float,
+                format_kind: str = "strict") -> dict[str, float]:
+    """Slider values -> reward weights; the format weight goes to the strict or the soft format."""
+    if format_kind not in FORMAT_KINDS:
+        raise ValueError(f"format_kind must be one of {FORMAT_KINDS}; got {format_kind!r}")
+    return {
+        "accuracy": accuracy,
+        "strict_format": format_weight if format_kind == "strict" else 0.0,
+        "soft_format": format_weight if format_kind == "soft" else 0.0,
+        "tag_count": tag_count,
+    }
+
+
+def lab_update(
+    completions: list[Any],
+    gold: str,
+    weights: dict[str, float],
+    scale_std: bool = True,
+    labels: list[str] | None = None,
+) -> LabResult:
+    """Score one group and compute its advantages exactly as GRPO would.
+
+    ``scale_std=True`` divides by the group's std (GRPO, TRL's default); ``False`` only subtracts
+    the group mean (Dr. GRPO). Both columns are in the table; ``advantage`` is the one selected.
+    """
+    from utils.rl import group_advantages
+
+    scores = score_completions(completions, [gold] * len(completions), weights)
+    totals = torch.tensor([row["total"] for row in scores], dtype=torch.float32)
+    grpo = group_advantages(totals, len(completions), scale="group")
+    dr_grpo = group_advantages(totals, len(completions), scale=None)
+    table = pd.DataFrame(scores, columns=[*REWARD_FUNCTIONS, "total"])
+    table["adv_grpo"] = grpo.tolist()
+    table["adv_dr_grpo"] = dr_grpo.tolist()
+    table["advantage"] = table["adv_grpo" if scale_std else "adv_dr_grpo"]
+    table.insert(0, "completion", [_preview(completion_text(c)) for c in completions])
+    if labels is not None:
+        table.insert(0, "label", labels)
+    zero_variance = bool(torch.all(totals == totals[0])) if len(totals) else True
+    if zero_variance:
+        message = ("Zero-variance group: every completion has the same total, so every advantage "
+                   "is 0 and this prompt teaches the model nothing.")
+    else:
+        best = int(totals.argmax())
+        message = (f"Group mean {totals.mean():.3f}, std {totals.std():.3f}; the best completion "
+                   f"(#{best}) gets advantage {table['advantage'][best]:+.3f}.")
+    return LabResult(table=table, weights=dict(weights), zero_variance=zero_variance,
+                     message=message)
+
+
+def _preview(text: str, width: int = 60) -> str:
+    """A one-line view of a completion's end, where the answer is."""
+    flat = text.replace("\n", " \u23ce ")
+    return flat if len(flat) <= width else "\u2026" + flat[-width:]
+
+
+def render_result(result: LabResult) -> str:
+    """HTML for a lab result: the table with advantages coloured by sign, and the message."""
+    styled = (result.table.style.format(precision=3)
+              .map(lambda v: f"color: {'green' if v > 0 else 'red' if v < 0 else 'gray'}",
+                   subset=["adv_grpo", "adv_dr_grpo", "advantage"]))
+    colour = "#b00" if result.zero_variance else "#333"
+    return f"{styled.to_html()}<p style='color:{colour}'><b>{html.escape(result.message)}</b></p>"
+
+
+# --------------------------------------------------------------------------------------------
+# The widget
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RewardLab:
+    """The built widget, its controls, and the result of its latest update (for asserts)."""
+
+    widget: Any
+    controls: dict[str, Any]
+    latest: LabResult | None
+
+
+def build_lab(completions: list[Any], gold: str, labels: list[str] | None = None,
+              weights: dict[str, float] | None = None) -> RewardLab:
+    """Sliders (accuracy, format, tag count weights) and toggles over one group of completions.
+
+    Moving a control recomputes :func:`lab_update` and redraws the table. Works headless: setting
+    a control's ``.value`` from code triggers the same update.
+    """
+    import ipywidgets as widgets
+
+    start = weights or DEFAULT_WEIGHTS
+    slider = {"min": 0.0, "max": 2.0, "step": 0.05, "continuous_update": False}
+    controls = {
+        "accuracy": widgets.FloatSlider(value=start.get("accuracy", 0.0), description="accuracy",
+                                        **slider),
+        "format": widgets.FloatSlider(
+            value=start.get("strict_format", 0.0) or start.get("soft_format", 0.0),
+            description="format", **slider),
+        "tag_count": widgets.FloatSlider(value=start.get("tag_count", 0.0),
+                                         description="tag count", **slider),
+        "format_kind": widgets.ToggleButtons(
+            options=FORMAT_KINDS, value="soft" if start.get("soft_format") else "strict",
+            description="format"),
+        "scale_std": widgets.Checkbox(value=True, description="divide by group std (GRPO)"),
+    }
+    output = widgets.HTML()
+    lab = RewardLab(widget=widgets.VBox([*controls.values(), output]), controls=controls,
+                    latest=None)
+
+    def update(_change: Any = None) -> None:
+        weights_now = lab_weights(controls["accuracy"].value, controls["format"].value,
+                                  controls["tag_count"].value, controls["format_kind"].value)
+        lab.latest = lab_update(completions, gold, weights_now, controls["scale_std"].value, labels)
+        output.value = render_result(lab.latest)
+
+    for control in controls.values():
+        control.observe(update, names="value")
+    update()
+    return lab
