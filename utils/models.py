@@ -235,8 +235,8 @@ def _load_policy_unsloth(model_name, lora, max_seq_length, use_vllm, gpu_memory_
     fast_inference, why = vllm_status() if use_vllm else (False, "disabled by use_vllm=False")
     if use_vllm and not fast_inference:
         print(f"vLLM generation off: {why}. Generation falls back to HF generate (slower).")
-    kwargs = dict(model_name=model_name, max_seq_length=max_seq_length, load_in_4bit=True,
-                  dtype=None, max_lora_rank=lora.rank)
+    kwargs = {"model_name": model_name, "max_seq_length": max_seq_length, "load_in_4bit": True,
+              "dtype": None, "max_lora_rank": lora.rank}
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(
             **kwargs, fast_inference=fast_inference, gpu_memory_utilization=gpu_memory_utilization)
