@@ -223,9 +223,20 @@ def test_strict_format_reward():
     assert strict_format_reward(wrong) == [0.0] * len(wrong)
 
 
-def test_strict_format_matches_the_system_prompt_layout():
+def test_strict_format_matches_the_system_prompt_layout_filled_in():
     layout = SYSTEM_PROMPT.split("Format:\n", 1)[1]
-    assert strict_format_reward([layout]) == [1.0]
+    filled = layout.replace("...", "9 * 2 = 18", 1).replace("...", "18", 1)
+    assert strict_format_reward([filled]) == [1.0]
+
+
+def test_copying_the_template_earns_no_format_reward():
+    """The hack a SmolLM2 CPU run found: the system prompt's layout copied with its ``...``."""
+    layout = SYSTEM_PROMPT.split("Format:\n", 1)[1]
+    copies = [layout, layout.replace("...", "reasoning", 1), layout.replace("...", "", 1)]
+    assert strict_format_reward(copies) == [0.0, 0.0, 0.0]
+    assert soft_format_reward(copies) == [0.0, 0.0, 0.0]
+    no_reasoning = "<think>\n...\n</think>\n<answer>\n18\n</answer>"
+    assert strict_format_reward([no_reasoning]) == [0.0]
 
 
 def test_soft_format_reward():

@@ -458,6 +458,14 @@ def _has_exactly_one_of_each_tag(text: str) -> bool:
     return all(text.count(tag) == 1 for tag in TAGS)
 
 
+def _filled_in(reasoning: str, text: str) -> bool:
+    """The template is filled in, not copied: the reasoning has words or digits and the answer
+    slot holds one readable final answer. Without this, a model that copies the system prompt's
+    literal ``<think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>`` earns full format
+    reward (SmolLM2 found exactly that hack in a CPU run)."""
+    return any(ch.isalnum() for ch in reasoning) and extract_final_answer(text) is not None
+
+
 def _strict_format(text: str) -> bool:
     """Exactly the layout of the system prompt: ``<think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>``."""
     if not _has_exactly_one_of_each_tag(text):
@@ -471,8 +479,9 @@ def _strict_format(text: str) -> bool:
     return (
         think_open < think_close < answer_open < answer_close
         and text[think_close + len(THINK_CLOSE):answer_open] == "\n"
-        and reasoning.startswith("\n") and reasoning.endswith("\n") and bool(reasoning.strip())
-        and answer.startswith("\n") and answer.endswith("\n") and bool(answer.strip())
+        and reasoning.startswith("\n") and reasoning.endswith("\n")
+        and answer.startswith("\n") and answer.endswith("\n")
+        and _filled_in(reasoning, text)
     )
 
 
@@ -485,21 +494,22 @@ def _soft_format(text: str) -> bool:
     return (
         think_open < think_close < answer_open < answer_close
         and not text[think_close + len(THINK_CLOSE):answer_open].strip()
-        and bool(text[answer_open + len(ANSWER_OPEN):answer_close].strip())
+        and _filled_in(text[think_open + len(THINK_OPEN):think_close], text)
     )
 
 
 def strict_format_reward(completions: Any, **kwargs: Any) -> list[float]:
-    """1.0 for exactly the system prompt's layout, else 0.0.
+    """1.0 for exactly the system prompt's layout, filled in, else 0.0.
 
-    ``<think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>``, each tag once, non-empty sections,
-    nothing before or after but whitespace. The reasoning may span any number of lines.
+    ``<think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>``, each tag once, nothing before or
+    after but whitespace, reasoning with words or digits, and one readable number in the answer
+    slot (right or wrong: correctness is the accuracy reward's job). Any number of lines.
     """
     return [1.0 if _safe(_strict_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
 
 
 def soft_format_reward(completions: Any, **kwargs: Any) -> list[float]:
-    """1.0 when a ``<think>`` block is followed by a non-empty ``<answer>`` block, else 0.0.
+    """1.0 when a ``<think>`` block is followed by an ``<answer>`` block holding one number.
 
     Each tag exactly once, in order, only whitespace between the blocks; layout and text around
     them are free. Gentler than :func:`strict_format_reward` for small models early in training.
