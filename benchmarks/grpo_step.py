@@ -56,38 +56,6 @@ def build_random_qwen25_3b(path: Path) -> Path:
     return path
 
 
-def load(backend: str, path: str, preset):
-    """Policy with the preset's LoRA: Unsloth's loader, or bitsandbytes 4-bit + PEFT."""
-    import torch
-
-    if backend == "unsloth":
-        from unsloth import FastLanguageModel
-
-        model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=path, max_seq_length=preset.max_seq_length, load_in_4bit=True,
-            dtype=torch.float16, fast_inference=False)
-        model = FastLanguageModel.get_peft_model(
-            model, r=preset.lora.rank, lora_alpha=preset.lora.alpha,
-            target_modules=preset.lora.targets, use_gradient_checkpointing="unsloth",
-            random_state=0)
-        tokenizer.padding_side = "left"
-        return model, tokenizer
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                               bnb_4bit_compute_dtype=torch.float16,
-                               bnb_4bit_use_double_quant=True)
-    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quant,
-                                                 dtype=torch.float16, device_map={"": 0})
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    lora = LoraConfig(r=preset.lora.rank, lora_alpha=preset.lora.alpha,
-                      target_modules=preset.lora.targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora), tokenizer
-
-
 def step_timer():
     """A trainer callback recording the wall time of each optimizer step in ``.times``.
     (Defined on call: transformers must not be imported before Unsloth in the worker.)"""
@@ -127,7 +95,11 @@ def run_backend(backend: str, model_path: str, steps: int, smoke: bool) -> dict:
         model, tokenizer = load_policy("smoke", lora=preset.lora)
         ensure_logprob_kernel()
     else:
-        model, tokenizer = load(backend, model_path, preset)
+        from utils.models import load_policy
+
+        model, tokenizer = load_policy("gpu", model_name=model_path, lora=preset.lora,
+                                       max_seq_length=preset.max_seq_length, use_vllm=False,
+                                       backend=backend)
     dataset = train_prompts(tokenizer, preset.max_prompt_length, n=64)
     funcs, weights = reward_funcs_and_weights(preset.reward_weights)
     timer = step_timer()

@@ -110,3 +110,13 @@ def test_greedy_with_several_samples_is_refused():
     model, tokenizer = models.load_for_inference("smoke")
     with pytest.raises(ValueError, match="greedy"):
         generate(model, tokenizer, ["x"], n=2, temperature=0.0)
+
+
+def test_gpu_backend_defaults_to_unsloth_on_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert models.gpu_backend() == "unsloth"
+    assert models.gpu_backend("peft") == "peft"
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert models.gpu_backend() == "peft"
+    with pytest.raises(ValueError, match="backend"):
+        models.gpu_backend("vllm")

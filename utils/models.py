@@ -191,24 +191,64 @@ def load_policy(
     use_vllm: bool = True,
     gpu_memory_utilization: float = 0.6,
     seed: int = 3407,
+    backend: str | None = None,
 ):
     """Model and tokenizer ready for GRPO training: base weights frozen, a LoRA on top.
 
     ``model_name`` replaces the mode's default model (a Hub id or a local directory).
-    In gpu mode the returned model is Unsloth-patched; ``use_vllm`` asks for Unsloth's vLLM
-    fast generation and falls back, with a message, where the GPU or vLLM cannot do it.
+    In gpu mode ``backend`` picks the stack (see :func:`gpu_backend`): with Unsloth, ``use_vllm``
+    asks for its vLLM fast generation and falls back, with a message, where the GPU or vLLM
+    cannot do it; with ``"peft"`` the same 4-bit LoRA is built from bitsandbytes + PEFT.
     """
     mode = get_mode(mode)
     lora = lora or LoraSettings()
     if mode == "gpu":
-        return _load_policy_unsloth(model_name or DEFAULT_MODELS["gpu"], lora, max_seq_length,
-                                    use_vllm, gpu_memory_utilization, seed)
+        name = model_name or DEFAULT_MODELS["gpu"]
+        if gpu_backend(backend) == "unsloth":
+            return _load_policy_unsloth(name, lora, max_seq_length, use_vllm,
+                                        gpu_memory_utilization, seed)
+        return _load_policy_peft_4bit(name, lora)
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(mode, model_name)
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path), "left")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype("cpu"))
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, config), tokenizer
+
+
+GPU_BACKENDS = ("unsloth", "peft")
+
+
+def gpu_backend(backend: str | None = None) -> str:
+    """The GPU training stack: ``"unsloth"`` (one GPU, fastest) or ``"peft"`` (plain
+    transformers + bitsandbytes + PEFT). The default is Unsloth, except under a multi-process
+    launcher (``WORLD_SIZE`` > 1): Unsloth trains on a single GPU only."""
+    if backend is not None:
+        if backend not in GPU_BACKENDS:
+            raise ValueError(f"backend must be one of {GPU_BACKENDS}; got {backend!r}")
+        return backend
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print("Several processes (WORLD_SIZE > 1): Unsloth is single-GPU, using transformers + PEFT.")
+        return "peft"
+    return "unsloth"
+
+
+def _load_policy_peft_4bit(model_name: str, lora: LoraSettings):
+    """The 4-bit LoRA policy without Unsloth: bitsandbytes NF4 weights, fp16/bf16 compute."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    dtype = pick_dtype("cuda")
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(model_name), "left")
+    model = AutoModelForCausalLM.from_pretrained(model_name, quantization_config=quant,
+                                                 dtype=dtype, device_map={"": local_rank})
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=lora.targets, task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer

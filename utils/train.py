@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for torch (default: torch's choice). On a busy machine "
                              "1 can be several times faster than oversubscribed threads")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--backend", choices=["unsloth", "peft"], default=None,
+                        help="gpu mode: Unsloth (default on one GPU) or plain transformers + "
+                             "bitsandbytes + PEFT (default under a multi-process launcher)")
     return parser
 
 
@@ -139,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    use_vllm=preset.use_vllm and not args.no_vllm
                                    and not args.vllm_server,
                                    gpu_memory_utilization=preset.gpu_memory_utilization,
-                                   seed=args.seed)
+                                   seed=args.seed, backend=args.backend)
     dataset = train_prompts(tokenizer, preset.max_prompt_length, n=preset.num_prompts,
                             seed=args.seed, think_prefill=preset.think_prefill)
     print(f"{len(dataset)} GSM8K train prompts fit in {preset.max_prompt_length} tokens")

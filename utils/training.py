@@ -477,13 +477,11 @@ def build_trainer(model, tokenizer, preset: Preset, dataset, output_dir: str | o
                   callbacks: Sequence[Any] = ()):
     """A ``GRPOTrainer`` for the policy (already LoRA-wrapped by ``load_policy``).
 
-    In gpu mode ``load_policy`` has imported Unsloth, which patches ``GRPOTrainer`` on import;
-    vLLM generation is used when the model carries Unsloth's vLLM engine.
+    On the Unsloth GPU backend ``load_policy`` has imported Unsloth, which patches ``GRPOTrainer``
+    on import; vLLM generation is used when the model carries Unsloth's vLLM engine.
     """
     mode = get_mode(mode)
-    if mode == "gpu":
-        import unsloth  # noqa: F401  (must precede trl so that its GRPO patches apply)
-    from trl import GRPOTrainer
+    from trl import GRPOTrainer  # Unsloth-patched when load_policy imported Unsloth first
 
     from utils.rewards import reward_funcs_and_weights
 
