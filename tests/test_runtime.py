@@ -66,3 +66,11 @@ def test_doctor_prints_mode_and_versions(capsys):
     assert "mode      : smoke" in out
     assert "transformers" in out and "5.17.0" in out
     assert warnings == []
+
+
+def test_run_dir_local_and_override(monkeypatch, tmp_path):
+    monkeypatch.delenv("GRPO_OUTPUT_DIR", raising=False)
+    monkeypatch.setattr(runtime, "in_colab", lambda: False)
+    assert runtime.run_dir("04_grpo_cpu") == runtime.Path("runs/04_grpo_cpu")
+    monkeypatch.setenv("GRPO_OUTPUT_DIR", str(tmp_path))
+    assert runtime.run_dir("anything") == tmp_path

@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import sys
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -175,3 +176,20 @@ def doctor(mode: str | None = None) -> list[str]:
     if not warnings:
         print("no known problems")
     return warnings
+
+
+def run_dir(name: str, base: str | os.PathLike = "runs") -> Path:
+    """Where a run writes checkpoints and logs: ``$GRPO_OUTPUT_DIR`` if set, else ``base/name``;
+    in Colab, on Google Drive (mounted here, which asks for permission once).
+
+    A Colab disconnect recycles the VM and its disk: only checkpoints on Drive let ``resume=True``
+    continue a run instead of starting it again.
+    """
+    if os.environ.get("GRPO_OUTPUT_DIR"):
+        return Path(os.environ["GRPO_OUTPUT_DIR"])
+    if in_colab():
+        from google.colab import drive  # only importable inside Colab
+
+        drive.mount("/content/drive")
+        return Path("/content/drive/MyDrive/rl-reasoning-course") / base / name
+    return Path(base) / name

@@ -98,7 +98,7 @@ PRESETS: dict[str, Preset] = {
         loss_type="dr_grpo", beta=0.0, precision="fp16", optim="paged_adamw_8bit",
         gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
         warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
-        save_steps=25, max_steps=250, use_vllm=True, gpu_memory_utilization=0.5,
+        save_steps=10, max_steps=250, use_vllm=True, gpu_memory_utilization=0.5,
         lora=LoraSettings(rank=16, alpha=16),
     ),
     "l4": Preset(
@@ -109,7 +109,7 @@ PRESETS: dict[str, Preset] = {
         loss_type="dr_grpo", beta=0.0, precision="bf16", optim="paged_adamw_8bit",
         gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
         warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
-        save_steps=25, max_steps=300, use_vllm=True, gpu_memory_utilization=0.5,
+        save_steps=10, max_steps=300, use_vllm=True, gpu_memory_utilization=0.5,
         lora=LoraSettings(rank=32, alpha=32),
     ),
     "a100": Preset(
