@@ -69,8 +69,8 @@ def test_doctor_prints_mode_and_versions(capsys):
 
 
 def test_run_dir_local_and_override(monkeypatch, tmp_path):
-    monkeypatch.delenv("GRPO_OUTPUT_DIR", raising=False)
+    monkeypatch.delenv("RL_COURSE_RUNS", raising=False)
     monkeypatch.setattr(runtime, "in_colab", lambda: False)
     assert runtime.run_dir("04_grpo_cpu") == runtime.Path("runs/04_grpo_cpu")
-    monkeypatch.setenv("GRPO_OUTPUT_DIR", str(tmp_path))
-    assert runtime.run_dir("anything") == tmp_path
+    monkeypatch.setenv("RL_COURSE_RUNS", str(tmp_path))
+    assert runtime.run_dir("05_eval_cpu") == tmp_path / "05_eval_cpu"

@@ -178,18 +178,18 @@ def doctor(mode: str | None = None) -> list[str]:
     return warnings
 
 
-def run_dir(name: str, base: str | os.PathLike = "runs") -> Path:
-    """Where a run writes checkpoints and logs: ``$GRPO_OUTPUT_DIR`` if set, else ``base/name``;
-    in Colab, on Google Drive (mounted here, which asks for permission once).
+def run_dir(name: str) -> Path:
+    """Where a run named ``name`` keeps checkpoints, logs and samples: ``runs/name``, or under
+    ``$RL_COURSE_RUNS``; in Colab, on Google Drive (mounted here, which asks permission once).
 
     A Colab disconnect recycles the VM and its disk: only checkpoints on Drive let ``resume=True``
-    continue a run instead of starting it again.
+    continue a run instead of starting it again. Notebook 05 finds notebook 04's adapter here.
     """
-    if os.environ.get("GRPO_OUTPUT_DIR"):
-        return Path(os.environ["GRPO_OUTPUT_DIR"])
+    if os.environ.get("RL_COURSE_RUNS"):
+        return Path(os.environ["RL_COURSE_RUNS"]) / name
     if in_colab():
         from google.colab import drive  # only importable inside Colab
 
         drive.mount("/content/drive")
-        return Path("/content/drive/MyDrive/rl-reasoning-course") / base / name
-    return Path(base) / name
+        return Path("/content/drive/MyDrive/rl-reasoning-course/runs") / name
+    return Path("runs") / name
