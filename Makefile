@@ -45,6 +45,8 @@ notebooks: setup
 
 bench: setup
 	$(PY) benchmarks/rewards.py
+	$(PY) benchmarks/eval_throughput.py
+	$(PY) benchmarks/grpo_step.py
 
 diagrams: setup
 	$(PY) scripts/make_diagrams.py

@@ -99,7 +99,7 @@ def run_backend(backend: str, model_path: str, steps: int, smoke: bool) -> dict:
 
         model, tokenizer = load_policy("gpu", model_name=model_path, lora=preset.lora,
                                        max_seq_length=preset.max_seq_length, use_vllm=False,
-                                       backend=backend)
+                                       backend="unsloth" if backend == "unsloth" else "peft")
     dataset = train_prompts(tokenizer, preset.max_prompt_length, n=64)
     funcs, weights = reward_funcs_and_weights(preset.reward_weights)
     timer = step_timer()
