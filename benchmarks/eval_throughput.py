@@ -122,7 +122,8 @@ def grading_benchmark(k: int = 8) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", default="cpu", choices=("cpu", "smoke"))
-    parser.add_argument("--n-prompts", type=int, default=8)
+    parser.add_argument("--n-prompts", type=int, default=16,
+                        help="prompts, generated as one batch (16: the cpu evaluation's batch)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
