@@ -25,7 +25,7 @@ SUMMARY_KEYS = ("accuracy_strict", "accuracy_lenient", "maj_at_k", "pass_at_k")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m utils.evaluate",
-        description="GSM8K accuracy (strict and lenient) with 95%% intervals; or --compare two "
+        description="GSM8K accuracy (strict and lenient) with 95% intervals; or --compare two "
                     "runs with a paired test.")
     parser.add_argument("--mode", choices=MODES, default=None,
                         help="gpu (vLLM), cpu (SmolLM2) or smoke; default: $WORKSHOP_MODE")
