@@ -120,3 +120,11 @@ def test_gpu_backend_defaults_to_unsloth_on_one_process(monkeypatch):
     assert models.gpu_backend() == "peft"
     with pytest.raises(ValueError, match="backend"):
         models.gpu_backend("vllm")
+
+
+def test_unsloth_is_imported_only_on_the_unsloth_gpu_path():
+    import sys
+
+    assert models.import_unsloth_first("smoke") is False
+    assert models.import_unsloth_first("cpu") is False
+    assert "unsloth" not in sys.modules

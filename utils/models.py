@@ -236,6 +236,17 @@ def gpu_backend(backend: str | None = None) -> str:
     return "unsloth"
 
 
+def import_unsloth_first(mode: str | None = None, backend: str | None = None) -> bool:
+    """On the Unsloth GPU path, import Unsloth now: it patches transformers, PEFT and TRL (its
+    fast GRPOTrainer included) when it is imported, so it must come before them. Call it before
+    importing ``utils.training``. A no-op elsewhere; True when Unsloth was imported."""
+    if get_mode(mode) != "gpu" or gpu_backend(backend) != "unsloth":
+        return False
+    import unsloth  # noqa: F401
+
+    return True
+
+
 def _load_policy_peft_4bit(model_name: str, lora: LoraSettings):
     """The 4-bit LoRA policy without Unsloth: bitsandbytes NF4 weights, fp16/bf16 compute."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

@@ -106,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     # Imported here so that `--help` answers in a second, without torch.
-    from utils.models import load_policy
+    from utils.models import import_unsloth_first, load_policy
     from utils.runtime import get_mode, seed_everything
+
+    import_unsloth_first(args.mode, args.backend)  # before utils.training imports transformers
     from utils.training import (
         TimeLimit,
         get_preset,
