@@ -89,39 +89,35 @@ class Preset:
         return self.max_prompt_length + self.max_completion_length
 
 
+T4_PRESET = Preset(
+    name="t4",
+    description="Colab T4 (15 GiB, fp16 only): Qwen2.5-3B-Instruct 4-bit, LoRA r16, vLLM",
+    num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=1,
+    max_prompt_length=256, max_completion_length=512, learning_rate=5e-6,
+    loss_type="dr_grpo", beta=0.0, precision="fp16", optim="paged_adamw_8bit",
+    gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
+    warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
+    save_steps=10, max_steps=250, use_vllm=True, gpu_memory_utilization=0.5,
+    lora=LoraSettings(rank=16, alpha=16),
+)
+"""The GPU presets differ from the T4 one only where the hardware allows more (memory,
+bf16); everything else (loss, masking, optimizer schedule) is shared on purpose."""
+
 PRESETS: dict[str, Preset] = {
-    "t4": Preset(
-        name="t4",
-        description="Colab T4 (15 GiB, fp16 only): Qwen2.5-3B-Instruct 4-bit, LoRA r16, vLLM",
-        num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=1,
-        max_prompt_length=256, max_completion_length=512, learning_rate=5e-6,
-        loss_type="dr_grpo", beta=0.0, precision="fp16", optim="paged_adamw_8bit",
-        gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
-        warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
-        save_steps=10, max_steps=250, use_vllm=True, gpu_memory_utilization=0.5,
-        lora=LoraSettings(rank=16, alpha=16),
-    ),
-    "l4": Preset(
-        name="l4",
+    "t4": T4_PRESET,
+    "l4": replace(
+        T4_PRESET, name="l4",
         description="L4 (24 GiB, bf16): same model, two questions per step, longer answers",
-        num_generations=8, per_device_train_batch_size=16, gradient_accumulation_steps=1,
-        max_prompt_length=256, max_completion_length=768, learning_rate=5e-6,
-        loss_type="dr_grpo", beta=0.0, precision="bf16", optim="paged_adamw_8bit",
-        gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
-        warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
-        save_steps=10, max_steps=300, use_vllm=True, gpu_memory_utilization=0.5,
-        lora=LoraSettings(rank=32, alpha=32),
+        per_device_train_batch_size=16, max_completion_length=768, precision="bf16",
+        max_steps=300, lora=LoraSettings(rank=32, alpha=32),
     ),
-    "a100": Preset(
-        name="a100",
+    "a100": replace(
+        T4_PRESET, name="a100",
         description="A100/H100 (40-80 GiB, bf16): 16 samples per question, LoRA r64",
         num_generations=16, per_device_train_batch_size=32, gradient_accumulation_steps=2,
-        max_prompt_length=256, max_completion_length=1024, learning_rate=1e-5,
-        loss_type="dr_grpo", beta=0.0, precision="bf16", optim="adamw_torch_fused",
-        gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
-        warmup_ratio=0.05, lr_scheduler_type="cosine", max_grad_norm=0.2, weight_decay=0.1,
-        save_steps=50, max_steps=500, use_vllm=True, gpu_memory_utilization=0.6,
-        lora=LoraSettings(rank=64, alpha=64),
+        max_completion_length=1024, learning_rate=1e-5, precision="bf16",
+        optim="adamw_torch_fused", warmup_ratio=0.05, max_grad_norm=0.2, save_steps=50,
+        max_steps=500, gpu_memory_utilization=0.6, lora=LoraSettings(rank=64, alpha=64),
     ),
     "cpu": Preset(
         name="cpu",
