@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.setup-done
 # Jupyter refuses to run as root without this flag (containers, cloud VMs).
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test unit notebooks bench diagrams links clean
+.PHONY: setup lab test unit notebooks bench diagrams links clean check-browser
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ unit: setup
 notebooks: setup
 	HF_HUB_OFFLINE=1 WORKSHOP_MODE=smoke $(PY) -m pytest -q --nbmake \
 		--nbmake-kernel=$(KERNEL) --nbmake-timeout=600 notebooks/
+
+# Every notebook run in JupyterLab in headless Chromium (Debian's chromium, driven by Playwright):
+# error outputs, widgets that do not render, console errors; screenshots in browser-screenshots/.
+check-browser: setup
+	$(PY) scripts/check_browser.py
 
 bench: setup
 	$(PY) benchmarks/rewards.py
