@@ -416,3 +416,38 @@ def grpo_loss(
         logp, old_logp, ref_logp, advantages, beta, epsilon_low, epsilon_high, kl_bias_correction
     )
     return aggregate_loss(terms["loss"], mask, loss_type, max_completion_length, num_items_in_batch)
+
+
+def expected_kl_gradients(logits: Tensor, ref_logits: Tensor) -> dict[str, Tensor]:
+    """Which KL does a per-sample KL term in the loss follow? Exact answers on one categorical.
+
+    A loss term ``k(x)`` evaluated on sampled tokens ``x ~ pi_theta`` is differentiated with ``x``
+    held fixed (nothing flows through the sampling), so what the optimiser follows on average is
+    ``E_{x ~ pi}[grad k(x)]``, not ``grad E[k]``. This returns, for ``pi = softmax(logits)`` and
+    ``pi_ref = softmax(ref_logits)`` (1-D), the exact expectations (a sum over the vocabulary
+    weighted by the detached ``pi``) next to the gradients of both KL directions:
+
+    - ``"E[grad k3]"``: DeepSeekMath's loss term. ``grad k3 = (1 - r) grad log pi`` with
+      ``r = pi_ref / pi``, whose mean is ``-sum_x pi_ref(x) grad log pi(x)``: the gradient of
+      ``KL(pi_ref || pi)``, not of ``KL(pi || pi_ref)`` that k3's *value* estimates.
+    - ``"E[grad ratio*k3]"``: TRL's default (``use_bias_correction_kl``), ``k3`` times the ratio
+      ``pi / pi_old`` (1 in value): ``grad = -log r * grad log pi``, the gradient of
+      ``KL(pi || pi_ref)``.
+    - ``"E[grad k1]"``: ``grad k1 = grad log pi``, mean 0: k1 in the loss does nothing on average
+      (which is why PPO-RLHF puts k1 in the *reward*).
+    - ``"grad KL(ref||pi)"`` and ``"grad KL(pi||ref)"``: by autograd on the exact divergences.
+    """
+    theta = logits.detach().clone().requires_grad_(True)
+    log_pi = torch.log_softmax(theta, -1)
+    log_ref = torch.log_softmax(ref_logits.detach(), -1)
+    weights = log_pi.exp().detach()  # the sampling distribution: no gradient through it
+    ratio = torch.exp(log_pi - log_pi.detach())
+    objectives = {
+        "E[grad k3]": (weights * kl_k3(log_pi, log_ref)).sum(),
+        "E[grad ratio*k3]": (weights * ratio * kl_k3(log_pi, log_ref)).sum(),
+        "E[grad k1]": (weights * kl_k1(log_pi, log_ref)).sum(),
+        "grad KL(ref||pi)": (log_ref.exp() * (log_ref - log_pi)).sum(),
+        "grad KL(pi||ref)": (log_pi.exp() * (log_pi - log_ref)).sum(),
+    }
+    return {name: torch.autograd.grad(value, theta, retain_graph=True)[0]
+            for name, value in objectives.items()}
