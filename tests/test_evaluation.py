@@ -269,6 +269,24 @@ def test_plots_draw_one_series_per_run():
     assert sum(p["n"] for p in points) == len(sampled)
 
 
+def test_accuracy_by_length_with_every_completion_the_same_length_is_one_full_bin():
+    # smoke mode: every completion is cut at max_new_tokens, so all lengths are equal
+    rows = [{"num_tokens": 24, "correct_lenient": ok} for ok in (True, False, False, False)]
+    assert evaluation.accuracy_by_length(rows, bins=4, metric="correct_lenient") == [
+        {"low": 24, "high": 24, "n": 4, "accuracy": 0.25}]
+    fig = evaluation.plot_accuracy_by_length({"base": rows}, bins=4, metric="correct_lenient")
+    assert len(fig.axes[0].lines) >= 1 and fig.axes[0].lines[0].get_xydata().tolist() == [[24, 0.25]]
+    assert evaluation.accuracy_by_length([], bins=4) == []
+
+
+def test_accuracy_by_length_bins_hold_every_row_once_with_ties():
+    lengths = [10, 10, 10, 10, 20, 30, 256, 256]
+    rows = [{"num_tokens": n, "correct_strict": n < 100} for n in lengths]
+    points = evaluation.accuracy_by_length(rows, bins=4)
+    assert sum(p["n"] for p in points) == len(rows)
+    assert points[0]["low"] == 10 and points[-1]["high"] == 256 and points[-1]["accuracy"] == 0.0
+
+
 # ----------------------------------------------------------------------------- Hugging Face path
 @pytest.fixture(scope="module")
 def lora_adapters(tmp_path_factory):
