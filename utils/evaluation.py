@@ -199,7 +199,8 @@ def load_vllm(model: str | None = None, max_lora_rank: int | None = None,
 
     One engine serves both the base model (no LoRA request) and the adapter (a LoRA request), so a
     notebook compares them without loading the 3B weights twice. The adapter was trained on the
-    4-bit base; served on the 16-bit base it scores within about a point (QLoRA's premise).
+    4-bit base and is served here on the 16-bit one: a small shift in accuracy is expected, not
+    measured in this repository (notebook 05 says how to check it on a run).
     """
     from vllm import LLM
 
@@ -644,10 +645,16 @@ def accuracy_by_length(rows: Sequence[dict[str, Any]], bins: int = 5,
                        metric: str = "correct_strict") -> list[dict[str, Any]]:
     """Accuracy within length quantile bins: ``[{low, high, n, accuracy}, ...]``.
 
-    Quantile bins hold equal numbers of samples, so every point has a comparable error bar.
+    Quantile bins hold equal numbers of samples, so every point has a comparable error bar. Tied
+    lengths merge bins; when every completion has the same length (all cut at ``max_new_tokens``,
+    as in smoke mode) that leaves one bin holding every sample, not an empty result.
     """
+    if not rows:
+        return []
     lengths = np.array([r["num_tokens"] for r in rows])
     edges = np.unique(np.quantile(lengths, np.linspace(0, 1, bins + 1)))
+    if len(edges) == 1:
+        edges = np.array([edges[0], edges[0]])
     result = []
     for i, (low, high) in enumerate(itertools.pairwise(edges)):
         last = i == len(edges) - 2
