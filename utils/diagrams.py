@@ -264,12 +264,61 @@ def grpo_pipeline_figure():
     return c.fig
 
 
+
+# --------------------------------------------------------------------------------------------
+# Notebook 06: DeepSeek-R1-Zero vs DeepSeek-R1 (after the R1 paper, Sections 2.2-2.4)
+# --------------------------------------------------------------------------------------------
+
+
+def r1_pipeline_figure():
+    """R1-Zero (pure RL on the base model) beside R1 (four stages), and distillation."""
+    c = Canvas(14.2, 8.2, "DeepSeek-R1-Zero vs DeepSeek-R1: what was trained, in what order")
+    c.note(2.1, 7.35, "R1-Zero", fontsize=12, style="italic")
+    zbase = c.box(2.1, 6.5, "DeepSeek-V3-Base\n(no SFT)", w=2.8, h=0.85, color=FROZEN, bold=True)
+    zrl = c.box(2.1, 4.6, "GRPO, rule-based rewards\naccuracy + format\n(no SFT, no curated "
+                "traces)", w=3.3, h=1.3, color=COMPUTE)
+    zero = c.box(2.1, 2.7, "R1-Zero", w=2.2, h=0.8, color=TRAINED, bold=True)
+    c.arrow(zbase, zrl)
+    c.arrow(zrl, zero)
+    c.note(2.1, 1.8, "reasons well, long CoT;\nbut poor readability,\nlanguage mixing", fontsize=9)
+
+    c.note(8.2, 7.35, "R1: four stages", fontsize=12, style="italic")
+    base = c.box(5.7, 6.5, "DeepSeek-V3-Base", w=2.5, h=0.7, color=FROZEN, bold=True)
+    s1 = c.box(8.9, 6.5, "① cold-start SFT\nthousands of long CoT\n(readable format)",
+               w=3.0, h=1.15, color=COMPUTE)
+    s2 = c.box(12.3, 6.5, "② reasoning RL (GRPO)\nrule rewards + language-\nconsistency reward",
+               w=3.1, h=1.15, color=COMPUTE)
+    s3 = c.box(12.3, 4.3, "③ rejection sampling\nkeep correct, readable\n~600k reasoning + "
+               "~200k\nnon-reasoning samples", w=3.1, h=1.45, color=DATA)
+    s3b = c.box(8.9, 4.3, "SFT of V3-Base\non the ~800k samples\n(2 epochs)", w=3.0,
+                h=1.15, color=COMPUTE)
+    s4 = c.box(5.7, 4.3, "④ RL for all scenarios\nrule rewards (reasoning)\n+ reward models "
+               "(helpful,\nharmless)", w=2.9, h=1.45, color=COMPUTE)
+    r1 = c.box(5.7, 2.3, "DeepSeek-R1", w=2.5, h=0.8, color=TRAINED, bold=True)
+    c.arrow(base, s1)
+    c.arrow(s1, s2)
+    c.arrow(s2, s3, "sample from\nthe RL checkpoint", text_offset=(1.05, -0.2), fontsize=8.5)
+    c.arrow(s3, s3b)
+    c.arrow(s3b, s4)
+    c.arrow(s4, r1)
+
+    distill = c.box(11.3, 2.3, "SFT only (no RL) of Qwen2.5 /\nLlama 1.5B-70B → R1-Distill",
+                    w=3.9, h=0.95, color=TRAINED, bold=True)
+    c.arrow((11.3, 3.57), distill, "distillation: the same\n~800k samples",
+            color=HIGHLIGHT, text_offset=(1.45, -0.15), fontsize=8.5)
+    c.note(9.3, 1.2, "R1 paper: at small scale, distilling R1 beats running RL on the small "
+           "model itself", fontsize=9, color=HIGHLIGHT, style="italic")
+    c.legend(0.2, 1.05, [(TRAINED, "released model"), (FROZEN, "starting model"),
+                         (COMPUTE, "training stage")])
+    return c.fig
+
 DIAGRAMS = {
     "rl_loop": rl_loop_figure,
     "actor_critic": actor_critic_figure,
     "llm_as_rl": llm_as_rl_figure,
     "ppo_pipeline": ppo_pipeline_figure,
     "grpo_pipeline": grpo_pipeline_figure,
+    "r1_pipeline": r1_pipeline_figure,
 }
 
 
