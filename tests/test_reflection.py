@@ -83,13 +83,15 @@ def test_reads_trl_parquet_logs(tmp_path):
 
     folder = tmp_path / "completions"
     folder.mkdir()
+    completions = {2: ["wait 2", "two"],  # plain text
+                   1: [[{"role": "assistant", "content": "wait 1"}],  # conversational
+                       [{"role": "assistant", "content": "hm"}]]}
     for step in (2, 1):
-        pd.DataFrame({"step": [step, step], "prompt": ["p", "p"],
-                      "completion": [f"wait {step}", [{"role": "assistant", "content": "hm"}]],
+        pd.DataFrame({"step": [step, step], "prompt": ["p", "p"], "completion": completions[step],
                       "advantage": [0.5, -0.5]}).to_parquet(folder / f"completions_{step:05d}.parquet")
     rows = reflection.read_logged_completions(tmp_path)
     assert [r["step"] for r in rows] == [1, 1, 2, 2]
-    assert rows[0]["completion"] == "wait 1" and rows[1]["completion"] == "hm"
+    assert [r["completion"] for r in rows] == ["wait 1", "hm", "wait 2", "two"]
 
 
 def test_a_missing_log_says_how_to_make_one(tmp_path):
