@@ -73,6 +73,8 @@ def test_reads_a_jsonl_log(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in _rows()) + "\n")
     assert reflection.read_logged_completions(tmp_path) == _rows()
     assert reflection.read_logged_completions(path) == _rows()
+    path.write_text('{"step": 3, "text": "wait"}\n')  # utils.grpo_scratch's key
+    assert reflection.read_logged_completions(path) == [{"step": 3, "completion": "wait"}]
     path.write_text('{"step": 1}\n')
     with pytest.raises(ValueError, match="completion"):
         reflection.read_logged_completions(path)

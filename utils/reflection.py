@@ -84,7 +84,8 @@ def read_logged_completions(run: str | os.PathLike) -> list[dict[str, Any]]:
     """Every logged completion of a training run as ``{"step", "completion"}`` rows.
 
     ``run`` is a run directory holding TRL's ``completions/completions_*.parquet`` (written with
-    ``log_completions=True``, as :mod:`utils.training` configures) or a ``completions.jsonl``;
+    ``log_completions=True``, as :mod:`utils.training` configures) or a ``completions.jsonl``
+    with ``step`` and ``completion`` (or ``text``, as :mod:`utils.grpo_scratch` writes) keys;
     or the path of such a JSONL file. A missing log is an error that says how to make one.
     """
     path = Path(run)
@@ -99,9 +100,10 @@ def read_logged_completions(run: str | os.PathLike) -> list[dict[str, Any]]:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     raise ValueError(f"{jsonl}, line {number}: not valid JSON") from None
-                if "step" not in row or "completion" not in row:
+                text = row.get("completion", row.get("text"))  # utils.grpo_scratch writes "text"
+                if "step" not in row or text is None:
                     raise ValueError(f"{jsonl}, line {number}: needs 'step' and 'completion'")
-                rows.append({"step": int(row["step"]), "completion": str(row["completion"])})
+                rows.append({"step": int(row["step"]), "completion": str(text)})
         return rows
     files = sorted(path.glob("completions/completions_*.parquet"))
     if not files:
