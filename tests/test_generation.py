@@ -1,0 +1,87 @@
+"""utils.generation: our decode loop gives model.generate's greedy tokens, and seeded samples."""
+
+import pytest
+
+from utils.generation import _eos_ids, decode, generate, render_prompt
+from utils.models import load_for_inference
+from utils.prompts import build_messages
+
+QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and buys 7 more. How many apples now?",
+             "Count to three.",
+             "A much longer question about pencils in boxes: how many pencils in all?"]
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    model, tokenizer = load_for_inference("smoke")
+    return model.eval(), tokenizer
+
+
+def reference(model, tokenizer, prompts, max_new_tokens):
+    """Plain ``model.generate`` on a left-padded batch, cut after the first end-of-sequence."""
+    tokenizer.padding_side = "left"
+    eos = _eos_ids(model, tokenizer)
+    batch = tokenizer([render_prompt(tokenizer, p) for p in prompts], return_tensors="pt",
+                      padding=True, add_special_tokens=False)
+    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
+    rows = []
+    for row in out[:, batch["input_ids"].shape[1]:].tolist():
+        stop = next((i for i, t in enumerate(row) if t in eos), None)
+        rows.append(row if stop is None else row[:stop + 1])
+    return rows
+
+
+def test_greedy_tokens_equal_model_generate(smoke):
+    model, tokenizer = smoke
+    prompts = [build_messages(q) for q in QUESTIONS]
+    ids = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
+           for p in prompts]
+    ours = decode(model, ids, 24, _eos_ids(model, tokenizer))
+    assert ours == reference(model, tokenizer, prompts, 24)
+    # also without a shared prefix (plain strings) and one row alone
+    texts = ["hello there", "a b c d e f"]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert decode(model, ids, 12, _eos_ids(model, tokenizer)) == reference(model, tokenizer,
+                                                                             texts, 12)
+
+
+def test_rows_stop_at_end_of_sequence(smoke):
+    model, tokenizer = smoke
+    eos = _eos_ids(model, tokenizer)
+    ids = [tokenizer("hello there", add_special_tokens=False)["input_ids"]] * 2
+    first = decode(model, ids, 8, eos)[0]
+    # declare the last generated token end-of-sequence: rows stop where it first appears
+    k = first.index(first[-1])
+    assert decode(model, ids, 8, [first[k]]) == [first[:k + 1], first[:k + 1]]
+
+
+def test_sampling_is_seeded_and_uses_temperature_and_top_p(smoke):
+    model, tokenizer = smoke
+    prompts = [build_messages(q) for q in QUESTIONS[:2]]
+    a = generate(model, tokenizer, prompts, n=3, max_new_tokens=10, temperature=1.0, seed=5)
+    b = generate(model, tokenizer, prompts, n=3, max_new_tokens=10, temperature=1.0, seed=5)
+    c = generate(model, tokenizer, prompts, n=3, max_new_tokens=10, temperature=1.0, seed=6)
+    assert [[x.text for x in row] for row in a] == [[x.text for x in row] for row in b]
+    assert [[x.text for x in row] for row in a] != [[x.text for x in row] for row in c]
+    assert len(a) == 2 and all(len(row) == 3 for row in a)
+    # top_p so small that only the most likely token survives: sampling becomes greedy
+    nucleus = generate(model, tokenizer, prompts, max_new_tokens=10, temperature=1.0,
+                       top_p=1e-6, seed=1)
+    greedy = generate(model, tokenizer, prompts, max_new_tokens=10)
+    assert [r[0].text for r in nucleus] == [r[0].text for r in greedy]
+
+
+@pytest.mark.parametrize("kwargs", [{"n": 0}, {"n": 2}, {"temperature": -1.0},
+                                    {"temperature": 1.0, "top_p": 0.0}])
+def test_bad_settings_are_refused(smoke, kwargs):
+    model, tokenizer = smoke
+    with pytest.raises(ValueError):
+        generate(model, tokenizer, ["hi"], max_new_tokens=2, **kwargs)
+
+
+def test_completion_fields(smoke):
+    model, tokenizer = smoke
+    [[completion]] = generate(model, tokenizer, ["hello"], max_new_tokens=5)
+    assert 1 <= completion.num_tokens <= 5 and isinstance(completion.text, str)
+    assert completion.finished or completion.num_tokens == 5

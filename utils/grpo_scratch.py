@@ -1,0 +1,125 @@
+"""GRPO on a real language model in plain PyTorch: sample, score, compare within groups, step.
+
+What TRL's ``GRPOTrainer`` does for one step, written out so that every tensor can be printed:
+
+1. **Sample** ``G`` completions per question (:func:`rollout`, through the fast decoder of
+   :mod:`utils.generation`).
+2. **Score** them with the course's rewards (:func:`utils.rewards.score_completions`).
+3. **Compare within the group**: advantage = reward minus the group mean, over the group std
+   (:func:`utils.rl.group_advantages`). A group whose rewards are all equal teaches nothing.
+4. **Token log-probs** of the sampled completions under the current policy (:func:`token_logprobs`),
+   the only place gradients flow.
+5. **Clipped loss** (:func:`utils.rl.grpo_loss`) and an optimizer **step**.
+
+``tests/test_grpo_scratch.py`` checks that one step's loss and gradients equal TRL's on the same
+batch. Prompts are left-padded and completions right-padded, as TRL lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from utils import rl
+from utils.generation import _eos_ids, decode, render_prompt
+from utils.rewards import score_completions
+
+
+@dataclass
+class Rollout:
+    """One batch of sampled completions, ``G`` per question, laid out as TRL lays them out."""
+
+    prompt_ids: torch.Tensor       # (B, P) left-padded
+    prompt_mask: torch.Tensor      # (B, P)
+    completion_ids: torch.Tensor   # (B, T) right-padded; the end-of-sequence token is kept
+    completion_mask: torch.Tensor  # (B, T) 1 on the completion's tokens
+    texts: list[str]               # what the rewards saw (prefix + completion)
+    rewards: torch.Tensor          # (B,) the weighted total
+    scores: list[dict[str, float]]  # every reward part, per completion
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = [[value] * (width - len(r)) + list(r) if left else list(r) + [value] * (width - len(r))
+           for r in rows]
+    mask = [[int(i >= width - len(r)) if left else int(i < len(r)) for i in range(width)]
+            for r in rows]
+    return torch.tensor(ids), torch.tensor(mask)
+
+
+@torch.no_grad()
+def rollout(model, tokenizer, prompts: Sequence, answers: Sequence[str], group_size: int,
+            max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
+            weights: Mapping[str, float] | None = None, prefill: str = "",
+            seed: int = 0) -> Rollout:
+    """Sample ``group_size`` completions per prompt and score them against ``answers``.
+
+    ``prefill`` is text added after the chat template (e.g. ``"<think>\\n"``); the rewards see it
+    in front of the completion, as :func:`utils.training.with_prefix` does for TRL.
+    """
+    eos_ids = _eos_ids(model, tokenizer)
+    prompt_rows = [tokenizer(render_prompt(tokenizer, p) + prefill,
+                             add_special_tokens=False)["input_ids"] for p in prompts]
+    rows = [row for row in prompt_rows for _ in range(group_size)]
+    completions = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p,
+                         torch.Generator().manual_seed(seed))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    prompt_ids, prompt_mask = _pad(rows, pad, left=True)
+    completion_ids, completion_mask = _pad(completions, pad, left=False)
+    texts = [prefill + tokenizer.decode([t for t in c if t not in eos_ids], skip_special_tokens=True)
+             for c in completions]
+    golds = [a for a in answers for _ in range(group_size)]
+    scores = score_completions(texts, golds, weights)
+    rewards = torch.tensor([s["total"] for s in scores], dtype=torch.float32)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, texts, rewards, scores)
+
+
+def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                   completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """``(B, T)`` log-probability of each completion token under the model (with gradients).
+
+    The logits at position ``t`` predict token ``t + 1``, so the completion's tokens are read from
+    the positions just before them; logits are divided by the sampling temperature, as TRL does.
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    width = completion_ids.shape[1]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                   logits_to_keep=width + 1).logits[:, :-1].float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def grpo_loss(model, batch: Rollout, group_size: int, temperature: float = 1.0,
+              loss_type: str = "dapo", scale_rewards: str | None = "group",
+              epsilon: float = 0.2, epsilon_high: float | None = None,
+              max_completion_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of one on-policy GRPO step (``beta = 0``: no reference model) and the advantages."""
+    advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
+    logp = token_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
+                          batch.completion_mask, temperature)
+    loss = rl.grpo_loss(logp, None, None, advantages, batch.completion_mask, epsilon_low=epsilon,
+                        epsilon_high=epsilon_high, loss_type=loss_type,
+                        max_completion_length=max_completion_length)
+    return loss, advantages
+
+
+def spread_share(rewards: torch.Tensor, group_size: int) -> float:
+    """Share of groups whose rewards are not all equal: the groups GRPO can learn from."""
+    grouped = rewards.view(-1, group_size)
+    return (grouped.amax(1) > grouped.amin(1)).float().mean().item()
+
+
+def log_completions(path: str | Path, step: int, batch: Rollout, question_ids: Sequence[int],
+                    group_size: int) -> None:
+    """Append every sampled completion of a step to a JSONL file: step, question index, text,
+    rewards. Notebook 06 reads response length and reflection phrases over steps from it."""
+    lines = [json.dumps({"step": step, "question": int(question_ids[i // group_size]),
+                         "text": text, "rewards": score}) + "\n"
+             for i, (text, score) in enumerate(zip(batch.texts, batch.scores))]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(lines)
