@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.setup-done
 # Jupyter refuses to run as root without this flag (containers, cloud VMs).
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test unit notebooks bench diagrams links clean check-browser
+.PHONY: setup lab test unit notebooks bench diagrams links clean check-browser check-gpu-install
 
 setup: $(STAMP)
 
@@ -58,6 +58,11 @@ diagrams: setup
 
 links: setup
 	$(PY) scripts/sync_links.py
+
+# Every install set the notebooks' setup cell can choose (utils/install_sets.py), and
+# `pip install -e ".[gpu]"`, through pip's dry-run resolver for CPython 3.12 (no wheel download).
+check-gpu-install: setup
+	$(PY) scripts/check_gpu_install.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -128,3 +128,37 @@ def test_unsloth_is_imported_only_on_the_unsloth_gpu_path():
     assert models.import_unsloth_first("smoke") is False
     assert models.import_unsloth_first("cpu") is False
     assert "unsloth" not in sys.modules
+
+
+def test_vllm_status_says_why_not(monkeypatch):
+    real_find_spec = models.importlib.util.find_spec
+    monkeypatch.setattr(models.importlib.util, "find_spec",
+                        lambda name: None if name == "vllm" else real_find_spec(name))
+    ok, why = models.vllm_status()
+    assert not ok and "not installed" in why and "install_sets" in why
+
+
+def test_vllm_status_on_a_t4_and_without_the_bnb_plugin(monkeypatch):
+    import importlib.metadata
+
+    monkeypatch.setattr(models.importlib.util, "find_spec",
+                        lambda name: None if name == "vllm_bnb_plugin" else object())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))
+    ok, why = models.vllm_status()
+    assert not ok and "7.5" in why and "T4" in why
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 0))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.31.0")
+    ok, why = models.vllm_status()
+    assert not ok and "vllm-bnb-plugin" in why
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: object())
+    assert models.vllm_status() == (True, "available")
+
+
+def test_gpu_presets_use_vllm_only_where_it_runs():
+    from utils.training import PRESETS, preset_table
+
+    assert PRESETS["t4"].use_vllm is False and "no vLLM" in PRESETS["t4"].description
+    assert PRESETS["l4"].use_vllm and PRESETS["a100"].use_vllm
+    row = dict((knob, note) for knob, _, note in preset_table(PRESETS["t4"]))["use_vllm"]
+    assert "T4 has none" in row

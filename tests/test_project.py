@@ -62,9 +62,69 @@ def test_every_notebook_has_a_colab_badge_in_the_readme():
 def test_setup_cell_installs_from_the_repository():
     source = sync_links.setup_cell_source("https://github.com/o/r")
     assert 'REPO_URL = "https://github.com/o/r"' in source
-    assert "import utils.runtime" in source and "doctor()" in source
+    assert "doctor()" in source
     assert sync_links.colab_url("https://github.com/o/r", "x.ipynb") == \
         "https://colab.research.google.com/github/o/r/blob/main/notebooks/x.ipynb"
+
+
+def test_setup_cell_takes_its_install_sets_from_the_package():
+    """The cell pins no version itself: it installs the package alone (--no-deps), then lets
+    utils.install_sets choose and install the set, so the sets are written once."""
+    source = sync_links.setup_cell_source("https://github.com/o/r")
+    assert '"--no-deps"' in source and "setup_runtime(force=fresh)" in source
+    assert "==" not in source and "-q" not in source  # no pins, no silent install
+    compile(source, "setup-cell", "exec")
+
+
+def test_pyproject_pins_the_same_sets_as_utils_install_sets():
+    from utils import install_sets
+
+    project = pyproject()["project"]
+    assert project["dependencies"] == [install_sets.TORCH, *install_sets.BASE]
+    gpu = set(project["optional-dependencies"]["gpu"])
+    assert gpu == set(install_sets.GPU) | set(install_sets.VLLM)
+    assert set(install_sets.NOTEBOOK_EXTRAS) <= set(project["optional-dependencies"]["dev"])
+    vllm_set = install_sets.INSTALL_SETS["gpu-vllm"].requirements
+    assert set(vllm_set) == {install_sets.TORCH, *install_sets.BASE, *gpu,
+                             *install_sets.NOTEBOOK_EXTRAS}
+
+
+def test_sync_links_rewrites_a_stale_setup_cell_in_a_copy(tmp_path):
+    stale = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# title"]},
+                       {"cell_type": "code", "metadata": {}, "outputs": [],
+                        "execution_count": None, "source": ["# course-setup\n", "pass"]}],
+             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "99_x.ipynb"
+    path.write_text(json.dumps(stale))
+    url = "https://github.com/o/r"
+    assert sync_links.sync_notebook(path, url, write=False) is True
+    assert json.loads(path.read_text()) == stale  # --check never writes
+    assert sync_links.sync_notebook(path, url) is True
+    cell = json.loads(path.read_text())["cells"][1]
+    assert "".join(cell["source"]) == sync_links.setup_cell_source(url)
+    assert sync_links.sync_notebook(path, url) is False  # idempotent
+
+
+def test_sync_links_covers_the_solution_notebooks():
+    names = [p.relative_to(ROOT).as_posix() for p in sync_links.notebooks()]
+    assert "notebooks/04_grpo_training_unsloth.ipynb" in names
+    assert all(n.startswith("notebooks/") for n in names)
+    assert any(n.startswith("notebooks/solutions/") for n in names)
+
+
+def test_readme_install_set_table_is_generated_from_the_sets():
+    from utils.install_sets import INSTALL_SETS
+
+    readme = (ROOT / "README.md").read_text()
+    table = sync_links.install_sets_table()
+    assert f"{sync_links.INSTALL_SETS_BEGIN}\n{table}\n{sync_links.INSTALL_SETS_END}" in readme
+    for item in INSTALL_SETS.values():
+        assert f"| `{item.name}` |" in table and item.generation in table
+
+
+def test_makefile_has_the_gpu_install_check():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "check-gpu-install:" in makefile and "scripts/check_gpu_install.py" in makefile
 
 
 def test_notebooks_are_committed_clean():

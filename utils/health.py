@@ -16,8 +16,10 @@ construction), so the course reads these instead, all logged by TRL every loggin
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from utils.training import read_log_history
 
@@ -59,6 +61,15 @@ def first_last_mean(log_history: Sequence[dict], key: str = "reward",
     return sum(head) / len(head), sum(tail) / len(tail)
 
 
+def stalled_fraction(log_history: Sequence[dict], threshold: float = 0.5) -> float:
+    """Share of logged steps where more than ``threshold`` of the groups had zero reward std
+    (no learning signal): notebook 04's exercise 3 checks the learner's version against it."""
+    _, zero_std = metric(log_history, "frac_reward_zero_std")
+    if not zero_std:
+        raise ValueError("no 'frac_reward_zero_std' in the log history")
+    return sum(value > threshold for value in zero_std) / len(zero_std)
+
+
 def moving_average(values: Sequence[float], window: int = 5) -> list[float]:
     """Trailing moving average (shorter window at the start), to see a trend through the noise."""
     out = []
@@ -80,13 +91,56 @@ PANELS = (
 )
 
 
+def health_table(preset: Any) -> list[tuple[str, str, str]]:
+    """Rows ``(plot, healthy, unhealthy -> what to do)`` with thresholds that fit ``preset``.
+
+    The numbers a healthy run shows depend on the preset: with one question per step (the T4
+    preset) the zero-std fraction of a step is 0 or 1, so only its moving average means anything;
+    with one optimizer update per generation batch (TRL's default ``num_iterations=1``) the
+    importance ratio is exactly 1 and the clip ratios are 0 by construction; with ``beta = 0``
+    no KL is computed at all.
+    """
+    questions = preset.prompts_per_step
+    if questions == 1:
+        zero_std = ("each step is 0 or 1 (one question per step): read the thick line, the "
+                    "share of stalled steps over the last 5 steps; <= 0.5 after the first "
+                    "tens of steps")
+    else:
+        zero_std = f"<= 0.5 after the first tens of steps (a step has {questions} groups)"
+    rows = [
+        ("each reward's mean", "format rises first, accuracy follows",
+         "flat for 100+ steps -> raise tag_count, check the prompt asks for the tags"),
+        ("reward std / zero-std groups", zero_std,
+         ("~1.0 throughout -> all samples score the same: raise temperature or num_generations, "
+         "add partial credit")),
+        ("completion length", "stable or slowly growing",
+         ("climbing to the limit -> more truncation; raise max_completion_length or penalise "
+         "length")),
+        ("clipped (truncated) ratio", "< 0.2", ("> 0.5 -> answers cut before </answer>: raise the "
+         "limit")),
+    ]
+    if preset.beta > 0:
+        rows.append(("KL to the start", "grows slowly, < ~0.1", "jumps -> lower the learning rate"))
+    else:
+        rows.append(("KL to the start", "not logged: beta = 0 (no reference model)",
+                     "set beta > 0 (e.g. 0.04) to watch drift, at the cost of a reference model"))
+    rows.append(("policy clip ratios", ("0 by construction here: one optimizer update per "
+                 "generation batch (num_iterations = 1), so the ratio is exactly 1"),
+                 "non-zero -> more than one update per batch; > 0.2 means lower the lr"))
+    rows.append(("entropy", "slowly decreasing", ("-> 0 fast: samples collapse to one answer; "
+                 "lower lr, raise temperature")))
+    return rows
+
+
 def plot_health(log_history: Sequence[dict], title: str = "GRPO health", window: int = 5):
     """A grid of health plots: each reward's mean, then the :data:`PANELS`. Returns the figure.
 
-    Raw values are drawn thin, their moving average thick. Panels whose metrics were not logged
-    (e.g. KL with beta = 0) say so instead of staying blank.
+    Raw values are drawn thin, their ``window``-step moving average thick (the figure says so).
+    Steps are whole numbers on the x axis. Panels whose metrics were not logged (e.g. KL with
+    beta = 0) say so instead of staying blank.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = [("rewards (mean of each)",
                [f"{REWARD_PREFIX}{name}/mean" for name in reward_names(log_history)]),
@@ -110,9 +164,11 @@ def plot_health(log_history: Sequence[dict], title: str = "GRPO health", window:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(f"{title}\nthin: value at each step; thick: moving average over {window} steps",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -121,6 +177,7 @@ def plot_reward_curve(log_history: Sequence[dict], path: str | os.PathLike | Non
                       title: str = "GRPO reward", window: int = 5):
     """Total reward and each reward's mean per step, with moving averages; saved when ``path``."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     keys = ["reward"] + [f"{REWARD_PREFIX}{n}/mean" for n in reward_names(log_history)]
@@ -131,8 +188,9 @@ def plot_reward_curve(log_history: Sequence[dict], path: str | os.PathLike | Non
             ax.plot(steps, moving_average(values, window), color=line.get_color(), linewidth=2,
                     label=key.removeprefix(REWARD_PREFIX).removesuffix("/mean"))
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("reward")
-    ax.set_title(title)
+    ax.set_title(f"{title} (thin: per step; thick: {window}-step average)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
@@ -174,3 +232,38 @@ def load_run(output_dir: str | os.PathLike) -> list[dict]:
     if not history:
         raise FileNotFoundError(f"no log_history.json in {output_dir}: has the run logged a step?")
     return history
+
+
+@contextmanager
+def compact_completion_log(every: int = 10, width: int = 150) -> Iterator[None]:
+    """While training, replace TRL's per-step rich table of completions with two short lines.
+
+    With ``log_completions=True`` TRL prints a full-width table (the whole prompt, every
+    completion) at each logging step: ~900 px a step in a notebook, which buries everything else.
+    The completions are still saved to ``output_dir/completions/*.parquet`` (see
+    :func:`sampled_completions`); this prints, at step 1 and every ``every`` steps, the best and
+    the worst completion of the step by advantage, cut to ``width`` characters.
+    """
+    import trl.trainer.grpo_trainer as grpo_module
+
+    original = grpo_module.print_prompt_completions_sample
+
+    def compact(prompts, completions, rewards, advantages, step, num_samples=None, extra=None):
+        if step != 1 and step % every:
+            return
+        advantages = list(advantages)
+        if not advantages:
+            return
+        totals = [sum(values[i] for values in rewards.values() if values[i] is not None)
+                  for i in range(len(advantages))]
+        order = sorted(range(len(advantages)), key=advantages.__getitem__)
+        for label, i in (("best", order[-1]), ("worst", order[0])):
+            text = " ".join(_completion_text(completions[i]).split())
+            print(f"step {step:>4} {label:<5} reward {totals[i]:5.2f}  advantage "
+                  f"{advantages[i]:+.2f}  {text[:width]!r}")
+
+    grpo_module.print_prompt_completions_sample = compact
+    try:
+        yield
+    finally:
+        grpo_module.print_prompt_completions_sample = original

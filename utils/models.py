@@ -197,8 +197,9 @@ def load_policy(
 
     ``model_name`` replaces the mode's default model (a Hub id or a local directory).
     In gpu mode ``backend`` picks the stack (see :func:`gpu_backend`): with Unsloth, ``use_vllm``
-    asks for its vLLM fast generation and falls back, with a message, where the GPU or vLLM
-    cannot do it; with ``"peft"`` the same 4-bit LoRA is built from bitsandbytes + PEFT.
+    asks for its vLLM fast generation; where the GPU or vLLM cannot do it (:func:`vllm_status`)
+    the fallback to HF generate is a printed WARNING, never silent; with ``"peft"`` the same
+    4-bit LoRA is built from bitsandbytes + PEFT.
     """
     mode = get_mode(mode)
     lora = lora or LoraSettings()
@@ -266,16 +267,31 @@ def _load_policy_peft_4bit(model_name: str, lora: LoraSettings):
 
 
 def vllm_status() -> tuple[bool, str]:
-    """Whether vLLM generation can be used here, and why not when it cannot."""
+    """Whether vLLM can generate for a 4-bit LoRA policy here, and why not when it cannot.
+
+    Needs vLLM installed, a GPU of compute capability 8.0+ (vLLM after 0.11.2 has no attention
+    backend for Turing/Volta, and 0.11.2 needs transformers < 5), and from vLLM 0.28 on the
+    ``vllm-bnb-plugin`` package, which now holds vLLM's bitsandbytes 4-bit loader.
+    """
     import torch
 
     if importlib.util.find_spec("vllm") is None:
-        return False, "vLLM is not installed (pip install -e '.[gpu]')"
+        return False, ("vLLM is not installed (the setup cell installs it only on Ampere+ GPUs "
+                       "with driver >= 580: utils/install_sets.py)")
     if not torch.cuda.is_available():
         return False, "vLLM needs a CUDA GPU"
     major, minor = torch.cuda.get_device_capability()
-    if (major, minor) < (7, 0):
-        return False, f"vLLM needs compute capability 7.0+, this GPU has {major}.{minor}"
+    if (major, minor) < (8, 0):
+        return False, (f"this GPU has compute capability {major}.{minor}; the vLLM versions that "
+                       "work with transformers 5 need 8.0+ (Ampere), so a T4 has no vLLM")
+    from importlib.metadata import version
+
+    from utils.install_sets import version_tuple
+
+    if version_tuple(version("vllm")) >= (0, 28) and \
+            importlib.util.find_spec("vllm_bnb_plugin") is None:
+        return False, ("vLLM >= 0.28 loads 4-bit (bitsandbytes) models only with the plugin: "
+                       "pip install vllm-bnb-plugin==0.0.3")
     return True, "available"
 
 
@@ -283,23 +299,37 @@ def _load_policy_unsloth(model_name, lora, max_seq_length, use_vllm, gpu_memory_
                          seed):
     from unsloth import FastLanguageModel  # GPU path only: Unsloth cannot import without CUDA
 
-    fast_inference, why = vllm_status() if use_vllm else (False, "disabled by use_vllm=False")
+    fast_inference, why = vllm_status() if use_vllm else (False, "use_vllm=False (the preset)")
     if use_vllm and not fast_inference:
-        print(f"vLLM generation off: {why}. Generation falls back to HF generate (slower).")
+        _warn(f"vLLM was asked for but is off: {why}. Generation uses Unsloth's HF generate, "
+              "about 3x slower per step.")
     kwargs = {"model_name": model_name, "max_seq_length": max_seq_length, "load_in_4bit": True,
               "dtype": None, "max_lora_rank": lora.rank}
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(
             **kwargs, fast_inference=fast_inference, gpu_memory_utilization=gpu_memory_utilization)
-    except Exception as error:  # vLLM start-up fails on some T4 stacks: retry without it
+    except Exception as error:  # vLLM start-up can still fail (memory, driver): say so loudly
         if not fast_inference:
             raise
-        print(f"vLLM could not start ({type(error).__name__}: {error}); retrying without it.")
+        _warn(f"vLLM could not start ({type(error).__name__}: {error}). Retrying WITHOUT vLLM: "
+              "generation uses Unsloth's HF generate, about 3x slower per step. Pass "
+              "use_vllm=False to skip this attempt.")
+        fast_inference = False
         model, tokenizer = FastLanguageModel.from_pretrained(**kwargs, fast_inference=False)
+    print("generation:", "vLLM (colocated)" if fast_inference
+          else f"Unsloth's HF generate ({why if not use_vllm else 'vLLM unavailable'})")
     model = FastLanguageModel.get_peft_model(
         model, r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=lora.targets, use_gradient_checkpointing="unsloth", random_state=seed)
     return model, _prepare_tokenizer(tokenizer, "left")
+
+
+def _warn(message: str) -> None:
+    """A fallback the learner must see: a RuntimeWarning (a red box in Jupyter, stderr in a
+    script), never a line lost in the loading log."""
+    import warnings
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def load_for_inference(

@@ -75,7 +75,7 @@ class Preset:
     gpu_memory_utilization: float = 0.6
     lora: LoraSettings = field(default_factory=LoraSettings)
     reward_weights: dict[str, float] | None = None  # None = utils.rewards.DEFAULT_WEIGHTS
-    think_prefill: bool = False  # start the answer with "<think>\n" in the prompt (R1-Zero style)
+    think_prefill: bool = False  # start the answer with "<think>\n" in the prompt (a prefill)
     vllm_server_url: str | None = None  # e.g. "http://10.0.0.1:8000": generate on `trl vllm-serve`
 
     @property
@@ -91,30 +91,39 @@ class Preset:
 
 T4_PRESET = Preset(
     name="t4",
-    description="Colab T4 (15 GiB, fp16 only): Qwen2.5-3B-Instruct 4-bit, LoRA r16, vLLM",
+    description="Colab T4 (15 GiB, fp16 only): Qwen2.5-3B-Instruct 4-bit, LoRA r16, "
+                "HF generate (no vLLM runs on a T4 with this stack)",
     num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=1,
     max_prompt_length=256, max_completion_length=512, learning_rate=5e-6,
     loss_type="dr_grpo", beta=0.0, precision="fp16", optim="paged_adamw_8bit",
     gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
     warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
-    save_steps=10, max_steps=250, use_vllm=True, gpu_memory_utilization=0.5,
+    save_steps=10, max_steps=250, use_vllm=False, gpu_memory_utilization=0.5,
     lora=LoraSettings(rank=16, alpha=16),
 )
 """The GPU presets differ from the T4 one only where the hardware allows more (memory,
-bf16); everything else (loss, masking, optimizer schedule) is shared on purpose."""
+bf16, vLLM); everything else (loss, masking, optimizer schedule) is shared on purpose.
+
+Generation: the T4 preset uses Unsloth's HF generate, because no vLLM runs there with this stack
+(vLLM after 0.11.2 has no Turing attention backend, 0.11.2 needs transformers < 5; see
+:mod:`utils.install_sets`). The L4 and A100 presets use vLLM (0.31 + ``vllm-bnb-plugin``), which
+the setup cell installs on Ampere+ GPUs with an NVIDIA driver >= 580; elsewhere
+:func:`utils.models.load_policy` warns and falls back to HF generate."""
 
 PRESETS: dict[str, Preset] = {
     "t4": T4_PRESET,
     "l4": replace(
         T4_PRESET, name="l4",
-        description="L4 (24 GiB, bf16): same model, two questions per step, longer answers",
+        description="L4 (24 GiB, bf16): same model, two questions per step, longer answers, vLLM",
         per_device_train_batch_size=16, max_completion_length=768, precision="bf16",
+        use_vllm=True,
         max_steps=300, lora=LoraSettings(rank=32, alpha=32),
     ),
     "a100": replace(
         T4_PRESET, name="a100",
-        description="A100/H100 (40-80 GiB, bf16): 16 samples per question, LoRA r64",
-        num_generations=16, per_device_train_batch_size=32, gradient_accumulation_steps=2,
+        description="A100/H100 (40-80 GiB, bf16): 16 samples per question, LoRA r64, vLLM",
+        use_vllm=True, num_generations=16, per_device_train_batch_size=32,
+        gradient_accumulation_steps=2,
         max_completion_length=1024, learning_rate=1e-5, precision="bf16",
         optim="adamw_torch_fused", warmup_ratio=0.05, max_grad_norm=0.2, save_steps=50,
         max_steps=500, gpu_memory_utilization=0.6, lora=LoraSettings(rank=64, alpha=64),
@@ -189,7 +198,7 @@ KNOB_NOTES = {
     "prompts_per_step": "distinct questions per optimizer step (per process)",
     "max_prompt_length": "longer prompts are dropped from the data set (TRL does not truncate)",
     "max_completion_length": "tokens sampled per answer; longer ones are cut (clipped_ratio)",
-    "learning_rate": "LoRA needs ~10x the full fine-tuning rate",
+    "learning_rate": "LoRA's best rate is ~10x full fine-tuning's (GRPO full FT: ~1e-6)",
     "loss_type": "how token losses are averaged: dr_grpo/dapo avoid GRPO's length bias",
     "beta": "KL penalty to the starting model; 0 skips the reference model (saves memory)",
     "temperature": "sampling temperature; groups need diverse answers to learn",
@@ -202,8 +211,8 @@ KNOB_NOTES = {
     "max_steps": "optimizer steps in the run",
     "lora": "LoRA rank / alpha on all attention and MLP projections",
     "reward_weights": "weights of the rewards (None = utils.rewards.DEFAULT_WEIGHTS)",
-    "use_vllm": "vLLM generation (GPU only, falls back to HF generate)",
-    "think_prefill": "prompt ends with '<think>' (R1-Zero style): small models never open it",
+    "use_vllm": "vLLM generation: L4/A100 (Ampere+, driver >= 580); the T4 has none",
+    "think_prefill": "answer prefilled with '<think>' (not in R1-Zero's template): cpu only",
 }
 
 
@@ -239,8 +248,9 @@ def prompt_length(tokenizer, prompt: str | Sequence[Mapping[str, str]]) -> int:
 def prefill_think(tokenizer, messages: Sequence[Mapping[str, str]]) -> str:
     """The chat prompt as text, with the assistant's answer already opened by ``<think>\n``.
 
-    This is the R1-Zero template's trick (its prompt ends in ``<think>``) applied to a chat model:
-    SmolLM2-135M almost never writes ``<think>`` itself, so every group scores the same and GRPO
+    R1-Zero's own template ends with "Assistant:"; this prefill is a trick of open R1-Zero
+    reproductions (TinyZero-style prompts end with ``Let me solve this step by step.\n<think>``),
+    here applied to a chat model: SmolLM2-135M almost never writes ``<think>`` itself, so every group scores the same and GRPO
     has nothing to learn from; with the tag given, it closes it and opens ``<answer>`` often
     enough (~1 sample in 8) for the format to be learned. The rewards see the tag again through
     :func:`with_prefix`.
@@ -515,7 +525,10 @@ def train(model, tokenizer, preset: Preset, dataset, output_dir: str | os.PathLi
         print(f"resume: no checkpoint in {output_dir}, starting from step 0")
     elif checkpoint:
         print(f"resume: continuing from {checkpoint}")
-    trainer.train(resume_from_checkpoint=checkpoint)
+    from utils.health import compact_completion_log  # health imports this module: not at the top
+
+    with compact_completion_log(every=10):  # two short lines instead of TRL's per-step table
+        trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_world_process_zero():
         write_log_history(trainer.state.log_history, output_dir)
     return TrainResult(trainer, output_dir, list(trainer.state.log_history), checkpoint)
