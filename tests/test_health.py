@@ -4,10 +4,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from utils import health  # noqa: E402
-from utils.training import PRESETS  # noqa: E402
+from utils import health
+from utils.training import PRESETS
 
 
 def rows(name):

@@ -160,5 +160,5 @@ def test_gpu_presets_use_vllm_only_where_it_runs():
 
     assert PRESETS["t4"].use_vllm is False and "no vLLM" in PRESETS["t4"].description
     assert PRESETS["l4"].use_vllm and PRESETS["a100"].use_vllm
-    row = dict((knob, note) for knob, _, note in preset_table(PRESETS["t4"]))["use_vllm"]
+    row = {knob: note for knob, _, note in preset_table(PRESETS["t4"])}["use_vllm"]
     assert "T4 has none" in row
