@@ -124,3 +124,15 @@ def test_train_sft_learns_the_completions(tmp_path):
 def test_train_sft_without_examples_says_why():
     with pytest.raises(ValueError, match="no SFT examples"):
         pt.train_sft(None, None, [], "unused")
+
+
+def test_comparison_table_pairs_every_run_with_the_reference():
+    base = _rows([["7"], ["2"], ["6"], ["1"]], ["7", "5", "6", "8"])     # 2 of 4 right
+    better = _rows([["7"], ["5"], ["6"], ["8"]], ["7", "5", "6", "8"])   # 4 of 4 right
+    table = pt.comparison_table({"base": base, "better": better}, reference="base")
+    assert list(table.index) == ["base", "better"]
+    assert table.loc["base", "accuracy"] == 0.5 and table.loc["better", "accuracy"] == 1.0
+    assert table.loc["better", "McNemar p"] == pytest.approx(0.5)  # 2 discordant, both for B
+    assert table.loc["better", "vs base"].startswith("+50.0%")
+    with pytest.raises(ValueError, match="reference"):
+        pt.comparison_table({"base": base}, reference="nope")

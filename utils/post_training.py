@@ -234,3 +234,32 @@ def plot_test_time_compute(curves: Mapping[str, Mapping[str, Mapping[int, float]
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def comparison_table(runs: Mapping[str, Sequence[Mapping[str, Any]]], reference: str,
+                     metric: str = "correct_lenient"):
+    """One row per run (greedy, same questions): accuracy with its Wilson 95% interval, strict
+    accuracy, mean length, and the paired difference to ``reference`` (bootstrap 95% interval
+    and McNemar's exact p-value, :func:`utils.evaluation.compare_runs`)."""
+    import pandas as pd
+
+    from utils.evaluation import compare_runs
+    from utils.stats import wilson_interval
+
+    if reference not in runs:
+        raise ValueError(f"reference run {reference!r} is not among {list(runs)}")
+    table = []
+    for name, rows in runs.items():
+        n = len(group_by_question(rows))
+        correct = sum(r[metric] for r in rows)
+        low, high = wilson_interval(correct, n)
+        row = {"run": name, "n": n, "accuracy": correct / n, "ci95": f"{low:.0%}-{high:.0%}",
+               "strict": statistics.fmean(r["correct_strict"] for r in rows),
+               "tokens": statistics.fmean(r["num_tokens"] for r in rows)}
+        if name != reference:
+            paired = compare_runs(runs[reference], rows, metric=metric)
+            a, b = paired["difference_ci95"]
+            row.update({f"vs {reference}": f"{paired['difference']:+.1%} ({a:+.1%} to {b:+.1%})",
+                        "McNemar p": paired["mcnemar"]["p_value"] if paired["mcnemar"] else None})
+        table.append(row)
+    return pd.DataFrame(table).set_index("run")
