@@ -142,6 +142,8 @@ async ({path, kernel, timeoutMs}) => {
   window.__panel = panel;
   await panel.context.ready;
   await panel.sessionContext.ready;
+  app.shell.activateById(panel.id);  // run-all-cells acts on the current notebook: make it this one
+  if (app.shell.currentWidget !== panel) throw new Error('could not make ' + path + ' current');
   const kernelName = panel.sessionContext.session?.kernel?.name;
   const timeout = new Promise((_, reject) =>
       setTimeout(() => reject(new Error('Run All took longer than ' + timeoutMs + ' ms')), timeoutMs));
@@ -156,12 +158,22 @@ INSPECT_JS = """
 () => {
   const panel = window.__panel;
   const cells = panel.content.model.toJSON().cells;
-  const widgetOutputs = [...panel.node.querySelectorAll(
-      '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]')];
-  const brokenWidgets = widgetOutputs.filter(node =>
-      !node.querySelector('.jupyter-widgets') || /Error displaying widget/.test(node.textContent))
-      .map(node => node.textContent.slice(0, 200));
-  return {cells, widgets: widgetOutputs.length, brokenWidgets};
+  let widgets = 0;
+  const brokenWidgets = [];
+  panel.content.widgets.forEach((cell, index) => {
+    if (cell.model.type !== 'code') return;
+    const children = cell.outputArea.node.querySelectorAll(':scope > .jp-OutputArea-child');
+    cell.outputArea.model.toJSON().forEach((output, j) => {
+      if (!(output.data && output.data['application/vnd.jupyter.widget-view+json'])) return;
+      widgets += 1;
+      const node = children[j];
+      if (!node || !node.querySelector('.jupyter-widgets')
+          || /Error displaying widget|Loading widget/.test(node.textContent)) {
+        brokenWidgets.push('cell ' + index + ': ' + (node ? node.textContent.slice(0, 200) : 'no output node'));
+      }
+    });
+  });
+  return {cells, widgets, brokenWidgets};
 }
 """
 
@@ -191,12 +203,12 @@ def problems_in(cells: list[dict]) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
-def screenshot_cells(page, folder: Path) -> int:
+def screenshot_cells(page, panel, folder: Path) -> int:
     """One picture per code cell with outputs, as the learner sees it after Run All."""
     folder.mkdir(parents=True, exist_ok=True)
-    cells = page.locator(".jp-Notebook .jp-Cell")
-    tallest = max([0, *page.evaluate(
-        "() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].map(c => c.offsetHeight)")])
+    cells = panel.locator(".jp-Notebook .jp-Cell")
+    tallest = max([0, *panel.evaluate(
+        "node => [...node.querySelectorAll('.jp-Notebook .jp-Cell')].map(c => c.offsetHeight)")])
     # A cell taller than the window would be cut off: make the window tall enough for the tallest.
     page.set_viewport_size({"width": 1280, "height": min(max(900, tallest + 200), 6000)})
     saved = 0
@@ -221,10 +233,10 @@ def lab_state(lab) -> dict:
     }
 
 
-def drive_reward_lab(page, folder: Path) -> list[str]:
+def drive_reward_lab(page, panel, folder: Path) -> list[str]:
     """Notebook 03: the lab starts as its text says; slider, toggle and checkbox change the table."""
     errors = []
-    labs = page.locator(".jp-OutputArea-output .widget-vbox").filter(
+    labs = panel.locator(".jp-OutputArea-output .widget-vbox").filter(
         has=page.locator(".widget-toggle-buttons")).filter(has=page.locator(".widget-checkbox"))
     if labs.count() == 0:
         return ["notebook 03: the reward lab (sliders, strict/soft toggle, std checkbox) is missing"]
@@ -248,15 +260,15 @@ def drive_reward_lab(page, folder: Path) -> list[str]:
             errors.append(f"reward lab: {action} did not change the table")
         return after
 
-    # The accuracy weight: drag the first slider's handle to the far right with the mouse.
-    handle = lab.locator(".widget-slider .noUi-handle").first
-    track = lab.locator(".widget-slider .noUi-target").first
-    box, track_box = handle.bounding_box(), track.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(track_box["x"] + track_box["width"] + 20, box["y"] + box["height"] / 2,
-                    steps=10)
-    page.mouse.up()
+    # The accuracy weight: focus the first slider's handle and step it up with the arrow keys.
+    readouts = lab.locator(".widget-slider .widget-readout")
+    before = readouts.first.inner_text()
+    lab.locator(".widget-slider .noUi-handle").first.click()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    if readouts.first.inner_text() == before:
+        errors.append(f"reward lab: the accuracy slider did not move (still {before})")
     state = changed("moving the accuracy slider", state)
     # The strict/soft toggle: click the button that is not selected.
     lab.locator(".widget-toggle-button:not(.mod-active)").first.click()
@@ -271,13 +283,10 @@ def drive_reward_lab(page, folder: Path) -> list[str]:
     return errors
 
 
-def check_notebook(page, url: str, relpath: Path, console: list[str]) -> tuple[list[str], list]:
+def check_notebook(page, relpath: Path, console: list[str]) -> tuple[list[str], list]:
     """Open, Run All, inspect, screenshot, close; returns (errors, notes)."""
     from playwright.sync_api import Error as PlaywrightError
 
-    page.goto(f"{url}/lab", wait_until="domcontentloaded")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started", timeout=120_000)
-    page.evaluate("() => window.jupyterapp.started")
     start = len(console)
     try:
         kernel = page.evaluate(OPEN_AND_RUN_JS, {"path": f"notebooks/{relpath.as_posix()}",
@@ -285,7 +294,10 @@ def check_notebook(page, url: str, relpath: Path, console: list[str]) -> tuple[l
                                                  "timeoutMs": CELL_TIMEOUT_S * 1000})
     except PlaywrightError as error:
         return [f"Run All failed: {str(error).splitlines()[0]}"], []
-    page.wait_for_timeout(1000)  # late widget renders and console messages
+    page.wait_for_timeout(1000)  # late console messages
+    with contextlib.suppress(PlaywrightError):  # give slow widgets 15 s; the check then says which
+        page.wait_for_function(
+            "() => !window.__panel.node.textContent.includes('Loading widget...')", timeout=15_000)
     result = page.evaluate(INSPECT_JS)
     errors, notes = problems_in(result["cells"])
     if kernel != KERNEL:
@@ -293,9 +305,10 @@ def check_notebook(page, url: str, relpath: Path, console: list[str]) -> tuple[l
     errors += [f"widget did not render: {text!r}" for text in result["brokenWidgets"]]
     folder = SCREENSHOTS / relpath.with_suffix("").as_posix().replace("/", "-")
     shutil.rmtree(folder, ignore_errors=True)
-    saved = screenshot_cells(page, folder)
+    panel = page.locator(f"[id=\"{page.evaluate('() => window.__panel.id')}\"]")
+    saved = screenshot_cells(page, panel, folder)
     if relpath.name.startswith("03_"):
-        errors += drive_reward_lab(page, folder)
+        errors += drive_reward_lab(page, panel, folder)
     errors += [f"browser console: {message}" for message in console[start:]]
     notes.append(f"{result['widgets']} widget outputs, {saved} screenshots in {folder}")
     page.evaluate(CLOSE_JS)
@@ -326,9 +339,14 @@ def main() -> int:
             console: list[str] = []
             page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+            # One page for the whole run; ?reset starts from an empty workspace.
+            page.goto(f"{url}/lab?reset", wait_until="domcontentloaded")
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started",
+                                   timeout=120_000)
+            page.evaluate("() => window.jupyterapp.started")
             for relpath in selected:
                 t0 = time.perf_counter()
-                errors, notes = check_notebook(page, url, relpath, console)
+                errors, notes = check_notebook(page, relpath, console)
                 verdict = "FAIL" if errors else "ok"
                 print(f"{verdict:4} {relpath} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 for line in errors:
