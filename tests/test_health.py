@@ -63,3 +63,23 @@ def test_compact_completion_log_replaces_trl_table_and_restores_it(capsys):
     assert lines[0].startswith("step   10 best  reward  1.25  advantage +0.50")
     assert lines[1].startswith("step   10 worst reward  0.00  advantage -0.50")
     assert all(len(line) < 120 for line in lines)
+
+
+def test_compact_completion_log_also_patches_modules_that_imported_the_printer(capsys):
+    """Unsloth's compiled GRPOTrainer module imports TRL's printer by name."""
+    import types
+
+    import trl.trainer.grpo_trainer as grpo_module
+
+    original = grpo_module.print_prompt_completions_sample
+    compiled = types.ModuleType("unsloth_compiled_grpo_for_test")
+    compiled.print_prompt_completions_sample = original
+    import sys
+
+    sys.modules[compiled.__name__] = compiled
+    try:
+        with health.compact_completion_log(every=1):
+            assert compiled.print_prompt_completions_sample is not original
+        assert compiled.print_prompt_completions_sample is original
+    finally:
+        del sys.modules[compiled.__name__]

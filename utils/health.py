@@ -244,9 +244,15 @@ def compact_completion_log(every: int = 10, width: int = 150) -> Iterator[None]:
     :func:`sampled_completions`); this prints, at step 1 and every ``every`` steps, the best and
     the worst completion of the step by advantage, cut to ``width`` characters.
     """
+    import sys
+
     import trl.trainer.grpo_trainer as grpo_module
 
     original = grpo_module.print_prompt_completions_sample
+    # Unsloth compiles its own GRPOTrainer module, which imports the printer by name: patch every
+    # module holding TRL's function (read from module dicts: lazy modules must not import here).
+    holders = [module for module in list(sys.modules.values())
+               if vars(module).get("print_prompt_completions_sample", None) is original]
 
     def compact(prompts, completions, rewards, advantages, step, num_samples=None, extra=None):
         if step != 1 and step % every:
@@ -262,8 +268,10 @@ def compact_completion_log(every: int = 10, width: int = 150) -> Iterator[None]:
             print(f"step {step:>4} {label:<5} reward {totals[i]:5.2f}  advantage "
                   f"{advantages[i]:+.2f}  {text[:width]!r}")
 
-    grpo_module.print_prompt_completions_sample = compact
+    for module in holders:
+        module.print_prompt_completions_sample = compact
     try:
         yield
     finally:
-        grpo_module.print_prompt_completions_sample = original
+        for module in holders:
+            module.print_prompt_completions_sample = original
