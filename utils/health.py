@@ -116,7 +116,7 @@ def health_table(preset: Any) -> list[tuple[str, str, str]]:
         ("completion length", "stable or slowly growing",
          ("climbing to the limit -> more truncation; raise max_completion_length or penalise "
          "length")),
-        ("clipped (truncated) ratio", "< 0.2", ("> 0.5 -> answers cut before </answer>: raise the "
+        ("clipped (truncated) ratio", "< 0.2", ("> 0.5 -> answers cut before `</answer>`: raise the "
          "limit")),
     ]
     if preset.beta > 0:
