@@ -223,6 +223,25 @@ def screenshot_cells(page, panel, folder: Path) -> int:
     return saved
 
 
+# Does a table fit in the notebook's width, or scroll inside its own container? ("cut off" if
+# not). A scrollbar on the whole lab or output area does not count: it sits below the table, out
+# of sight while the learner reads the columns.
+TABLE_FITS_JS = """
+table => {
+  const notebook = table.closest('.jp-Notebook') || document.body;
+  if (table.getBoundingClientRect().right <= notebook.getBoundingClientRect().right + 1) return 'fits';
+  const outer = table.closest('.widget-box, .jp-OutputArea-output') || notebook;
+  for (let node = table.parentElement; node && node !== outer; node = node.parentElement) {
+    const overflow = getComputedStyle(node).overflowX;
+    if ((overflow === 'auto' || overflow === 'scroll') && node.scrollWidth > node.clientWidth) {
+      return 'scrolls';
+    }
+  }
+  return 'cut off';
+}
+"""
+
+
 def lab_state(lab) -> dict:
     """What a learner sees of the reward lab: the toggle's selection, the checkbox, the table."""
     return {
@@ -245,6 +264,9 @@ def drive_reward_lab(page, panel, folder: Path) -> list[str]:
     page.set_viewport_size({"width": 1024, "height": 768})  # a laptop screen, as the issue read it
     lab.scroll_into_view_if_needed()
     page.screenshot(path=str(folder / "reward-lab-1024x768.png"))
+    if lab.locator("table").first.evaluate(TABLE_FITS_JS) == "cut off":
+        errors.append("reward lab at 1024x768 (file browser open): the table runs past the "
+                      "notebook's edge with no scrollbar of its own")
     state = lab_state(lab)
     if [s.strip().lower() for s in state["selected"]] != ["strict"]:
         errors.append(f"reward lab after Run All: toggle shows {state['selected']}, the text "
