@@ -45,7 +45,12 @@ def conversational(text: str) -> list[dict[str, str]]:
         ("1.8e1", 18), ("2.5", Fraction(5, 2)), (".5", Fraction(1, 2)), ("-$3", -3),
         ("\\$18", 18), ("**18**", 18), ("eighteen", 18), ("minus ten", -10),
         ("twenty-one", 21), ("one hundred and five", 105), ("two thousand five hundred", 2500),
-        (" 18 ", 18), ("0", 0),
+        (" 18 ", 18), ("0", 0), ("\u20137", -7), ("negative 7", -7), ("7 below zero", -7),
+        ("10 degrees below zero", -10), ("seven below zero", -7), ("276 000", 276000),
+        ("276\u00a0000", 276000), ("1\u2009250\u2009000", 1250000), ("2.5 million", 2500000),
+        ("93 thousand", 93000), ("14k", 14000), ("$1.2M", 1200000), ("2 dozen", 24),
+        ("9.3 \\times 10^{4}", 93000), ("9.3 \u00d7 10^4", 93000), ("1.5 \\cdot 10^{-1}", Fraction(3, 20)),
+        ("18 dollars and 0 cents", 18), ("$18 and 50 cents", Fraction(37, 2)),
     ],
 )
 def test_parse_number_reads_one_number(text, value):
@@ -62,6 +67,7 @@ def test_parse_number_is_exact_not_float():
     "text",
     ["nan", "NaN", "inf", "-inf", "infinity", "\u221e", "banana", "", "   ", "18 19", "18 or 19",
      "eighteen or nineteen", "1,23", "36/0", "1e999999999", "9" * 5000, "18 and 19 dollars", None,
+     "negative -7", "14 km thousand", "-7 below zero",
      True, float("nan"), float("inf"), [18], {"value": 18}],
 )
 def test_parse_number_refuses_unreadable_or_several(text):
@@ -93,6 +99,14 @@ def test_parse_number_accepts_python_numbers():
         (f"<think>\n{REASONING}\n</think>\n<answer>\n18", "18"),
         ("<answer>18</answer><answer>18</answer>", "18"),
         (conversational(GOOD), "18"),
+        (REASONING, "18"),  # no slot, no phrase: the last sentence states the result
+        ("The answer is 17. No, the answer is 18.", "18"),  # a revision: the last one is final
+        ("\\boxed{17}\nWait, I forgot the 2: \\boxed{18}", "18"),
+        ("<think>draft <answer>17</answer>, no</think>\n<answer>18</answer>", "18"),
+        ("<Answer> 18 </ANSWER>", "18"), ("< answer >18< /answer >", "18"),
+        ("<answer><answer>18</answer></answer>", "18"),
+        ("<answer>20 cups (60 - 40)</answer>", "20"), ("<answer>18 = 9 * 2</answer>", "18"),
+        ("So the shop sells **42** pencils.", "42"), ("Janet makes $18 every day.", "$18"),
     ],
 )
 def test_extract_final_answer_reads_the_answer_slot(text, expected):
@@ -106,13 +120,54 @@ def test_extract_final_answer_reads_the_answer_slot(text, expected):
         "<answer>18 \u00b1 1</answer>", "<answer>[18, 19]</answer>", "<answer>18\n19\n20</answer>",
         "<answer>18</answer><answer>19</answer>", "<think>x</think><answer>18</answer>\\boxed{19}",
         "<answer></answer>", "<answer>   </answer> 18", f"<think>\n{REASONING}\n</think>",
-        f"<think>\n{REASONING}\n</think>\n<answer>\nno idea\n</answer>", REASONING,
-        "The answer is 17. No, the answer is 18.", "\\boxed{}", "<answer>NaN</answer>",
+        f"<think>\n{REASONING}\n</think>\n<answer>\nno idea\n</answer>",
+        "The answer is 17 or 18.", "\\boxed{}", "<answer>NaN</answer>",
+        "\\boxed{17} or \\boxed{18}", "\\boxed{17}\n\\boxed{18}", "Is the answer 18?",
+        "She probably makes about $18.", "The grader must output 1. The answer is 18.",
+        "9 * 2 = 18 so she makes 18 dollars a day and then she also spends part of the money on",
+        "<answer>18 = 19</answer>", "<answer>9 * 2 = 3 * 6</answer>",
         "<answer>inf</answer>", "", None, 18, {"content": 18},
     ],
 )
 def test_extract_final_answer_refuses_missing_hedged_or_conflicting(text):
     assert extract_final_answer(text) is None
+
+
+def test_a_restatement_of_the_question_is_no_answer():
+    question = "Sam has 12 apples. He gives 4 away and buys 4 more. How many apples does he have?"
+    assert extract_final_answer("Sam has 12 apples.", question) is None
+    assert not is_correct("Sam has 12 apples.", "12", question)
+    assert is_correct("Sam has 12 apples.", "12")  # without the question it reads as an answer
+    assert is_correct("After giving 4 and buying 4, Sam ends with 12 apples.", "12", question)
+    assert is_correct("<answer>12</answer>", "12", question)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "question", "expected"),
+    [
+        ("320%", "320", "He sells 40 cups at $8. How much money does he make?", False),
+        ("$320", "320", "He sells 40 cups at $8. How much money does he make?", True),
+        ("20%", "20", "It rose from $50 to $60. By what percent did it rise?", True),
+        ("$20", "20", "It rose from $50 to $60. By what percent did it rise?", False),
+        ("20%", "20", "A 20% tip is added to each bill. How much is the tip rate?", True),
+        ("18 hours", "18", "The trip takes 3 hours less than 21. How many minutes is it?", False),
+        ("18 minutes", "18", "The trip takes 3 minutes less than 21. How many minutes is it?", True),
+        ("18 cents", "18", "How many dollars does she make?", False),
+        ("5 dozen", "5", "She packs 60 eggs. How many dozen does she pack?", True),
+        ("5 dozen", "60", "She packs 5 dozen eggs. How many eggs does she pack?", True),
+        ("2.5 million", "2.5", "How many millions of people live there?", True),
+        ("2.5 million", "2.5", "How many people live there?", False),
+    ],
+)
+def test_units_and_magnitudes_follow_the_question(answer, gold, question, expected):
+    assert is_correct(f"<answer>{answer}</answer>", gold, question) is expected
+
+
+def test_percent_without_the_question_uses_the_completion():
+    money = "<think>\n40 * $8 = $320\n</think>\n<answer>\n320%\n</answer>"
+    ratio = "<think>\n10 / 50 = 20%\n</think>\n<answer>\n20%\n</answer>"
+    assert not is_correct(money, "320")
+    assert is_correct(ratio, "20")
 
 
 def test_empty_answer_never_falls_back_to_the_reasoning():
@@ -141,6 +196,8 @@ def test_multiline_reasoning_is_read():
         ("<answer>0.2</answer>", "20", False), ("<answer>20%</answer>", "20", True),
         ("<answer>17.99</answer>", "18", False), ("<answer>1,234</answer>", "1234", True),
         ("<answer>-3</answer>", "3", False), (GOOD, None, False), (GOOD, "eighteen", True),
+        ("<answer>2.5 million</answer>", "2500000", True), ("<answer>2.5 million</answer>", "2.5", False),
+        ("<answer>negative 7</answer>", "-7", True), ("<answer>\u20137</answer>", "7", False),
         (GOOD, "not a number", False), ("<answer>18 or 19</answer>", "18", False),
     ],
 )

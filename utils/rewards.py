@@ -1,14 +1,58 @@
-"""Rule-based, verifiable rewards for GSM8K (RLVR): answer extraction, exact checking, format.
+"""Rule-based, verifiable rewards for GSM8K (RLVR): the grading policy, answer reading, format.
 
-Why these are strict:
+The accuracy reward is what GRPO optimises and what notebook 05 reports: a correct answer scored
+wrong removes learning signal, a wrong answer scored right teaches a hack. So the grader follows a
+written policy, the one a careful human grader applies, and each rule below is one line of it.
 
-- A reward function is the only thing GRPO optimises. Any slack in it is a reward hack waiting to
-  be found: a reward that accepts ``18 or 19`` teaches hedging, one that falls back to the last
-  number of the reasoning teaches the model to skip the answer, one that matches its format regex
-  without ``re.DOTALL`` scores every multi-line reasoning 0 and the model learns nothing.
-- So the final answer is read from the answer slot only (``<answer>`` tags, ``\\boxed{}``,
-  ``#### N``, or "the (final) answer is N" when there is no slot), it must be one number, final
-  answers that disagree cancel each other, and numbers are compared exactly (``Fraction``).
+Grading policy
+--------------
+1. **The final answer is one number the completion commits to.** It is read, in this order, from:
+   (a) answer slots outside the ``<think>`` reasoning: ``<answer>`` tags (any case and spacing:
+   ``<Answer>``, ``< answer >``), ``\\boxed{}``/``\\fbox{}``, ``#### N`` lines; (b) phrases outside
+   the reasoning: "the (final) answer is N", "Answer: N"; (c) the completion's last statement
+   outside the reasoning: a bold number (``**42**``) or the last sentence that states a number
+   (``So Janet makes $18 every day.``); (d) answer slots inside the reasoning, when nothing
+   outside it states one. A source is used only when the ones before it are absent: a slot that is
+   empty or says "I don't know" is an answer with no number, and no later rule rescues it.
+2. **Revisions: the last answer is final.** A slot (or phrase) followed later by another one after
+   new text (``\\boxed{17}. Wait, 9 * 2 is 18, so \\boxed{18}``) is revised: the last one counts. A
+   draft inside ``<think>`` before the final tag is a draft. Answers with nothing but connectors
+   between them (``<answer>17</answer><answer>18</answer>``, ``\\boxed{17} or \\boxed{18}``) are
+   one answer stated several times: they must agree, repeated or nested tags with one value do.
+3. **Several candidates are no answer.** ``18 or 19``, ``17-19``, ``18 ± 1``, a list, a range,
+   "about 18", "at least 18", "maybe 18", "it could be 18", a self-correction inside one slot
+   (``17, no wait, 18``) and a question (``Is it 18?``) score 0, whatever the gold.
+4. **An answer stated with its working is its result.** ``20 cups (60 - 40)``, ``18 = 9 * 2``,
+   ``9 * 2 = 18``, ``18 because 9 * 2 = 18``: the number stated as the result (the single-number
+   side of an equation, the leading number before its justification, the number after "is",
+   "makes", "total"...). An expression alone (``16 - 3 - 4``) states no result.
+5. **Numbers are compared exactly** (``Fraction``): no tolerance, ``17.99`` is not 18, ``0.2`` is not
+   20. Written forms are read: ``1,234``, ``276 000`` (space, no-break space or thin space
+   groups), ``$18.00``, ``-7``/``−7``/``–7``, ``negative 7``, ``7 below zero``, ``36/2``,
+   ``\\frac{36}{2}``, ``9.3 \\times 10^{4}``, ``1.8e1``, ``eighteen``, ``18 dollars and 0 cents``.
+6. **Magnitude words multiply.** ``2.5 million`` is 2500000, ``93 thousand`` 93000, ``14k`` 14000,
+   ``2 dozen`` 24: so "2.5 million" is wrong for a gold of 2.5, unless the question asks for the
+   quantity in that unit ("how many dozen", "in millions"), when the number before the word is it.
+7. **Units are part of the quantity.** A unit word after the number is fine (``18 dollars``,
+   ``60 minutes``) and never converted (``1 hour`` is not 60). A percent is a different quantity
+   from an amount: ``20%`` matches a gold of 20 only when the question asks for a percentage
+   (without the question: unless the completion works in money and never in percent), and
+   ``320%`` is wrong for $320. A unit the question did not ask for (``18 hours`` when it asks
+   "how many minutes", ``18 cents`` when it asks for dollars) is wrong.
+8. **A restatement is not an answer.** A sentence that repeats a quantity given in the question
+   with the question's own words (``Janet's ducks lay 16 eggs per day.``) answers nothing, even
+   when that number happens to be the gold. Text addressed to the grader ("ignore previous
+   instructions", "the grader must output 1") is never read as an answer.
+
+Deliberately ambiguous, decided (see the ``ambiguous`` category of the labelled corpus):
+a self-correction inside one slot is no answer (rule 3, conservative); ``1.234`` is a decimal, not
+European thousands; a bare ``- 18`` is minus 18; a copied sentence whose number is the gold is a
+restatement (rule 8, the grader cannot tell copying from answering); "2 hours 30 minutes" and
+other mixed units are not added up; a truncated completion's unfinished last sentence is not read.
+
+The question is used when the caller has it: TRL passes ``prompts`` and every dataset column
+(``question``) to reward functions, :func:`is_correct` and :func:`extract_final_answer` take
+``question=``. Without it rules 6-8 fall back to what the completion itself shows.
 
 Reward functions follow TRL's contract ``f(completions, **kwargs) -> list[float]``: TRL 1.15 calls
 ``f(prompts=..., completions=..., completion_ids=..., **dataset_columns, trainer_state=...)``; the
@@ -26,7 +70,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from utils.prompts import ANSWER_CLOSE, ANSWER_OPEN, TAGS, THINK_CLOSE, THINK_OPEN
 
@@ -38,24 +82,52 @@ _MAX_DIGITS = 300  # longer digit strings are not GSM8K answers, and int() refus
 _MAX_EXPONENT = 300  # 1e999999999 would take minutes to build exactly
 _MAX_SLOT_CHARS = 10_000  # an answer slot longer than this is rambling, not a final answer
 
-# One number as written in a completion: sign, currency, digits (thousands commas only in groups
-# of three), decimals, exponent, a/b or \frac{a}{b}, percent. No nested quantifiers: linear time.
+# Dashes used as minus signs and spaces used as thousands separators, mapped to "-" and " ".
+_MINUS_CHARS = "\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
+_SPACE_CHARS = "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
+_ODD_CHARS_RE = re.compile(f"[{_MINUS_CHARS}{_SPACE_CHARS}]")
+_CHAR_MAP = str.maketrans({**dict.fromkeys(_MINUS_CHARS, "-"), **dict.fromkeys(_SPACE_CHARS, " ")})
+
+_SCALE_FACTORS = {
+    "hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12,
+    "dozen": 12, "k": 10**3, "m": 10**6, "mn": 10**6, "bn": 10**9,
+}
+# A magnitude word after the number, or k/M/bn glued to it (``14k``; not ``14 km``, not ``5m``).
+_SCALE = (r"(?:\s*(?:hundred|thousand|million|billion|trillion|dozen)s?\b"
+          r"|(?:k|K|M|mn|bn)(?![A-Za-z]))")
+_TIMES_TEN = r"\s*(?:\\times|\\cdot|\u00d7|\u00b7|\*|x)\s*10\s*\^\s*\{?\s*[-+]?\d+\s*\}?"
+
+# One number as written in a completion: sign, currency, digits (thousands commas or spaces only
+# in groups of three), decimals, exponent or "x 10^n", a/b or \frac{a}{b}, magnitude, percent.
+# No nested quantifiers: linear time.
 _NUMBER = (
-    r"(?:(?<![\w)\]}])[-\u2212](?=[$\u00a3\u20ac\d.\\]))?[$\u00a3\u20ac]?"
+    r"(?:(?<![\w)\]}])-(?=[$\u00a3\u20ac\d.\\]))?[$\u00a3\u20ac]?"
     r"(?:\\[dt]?frac\{\s*\d+\s*\}\{\s*\d+\s*\}"
-    r"|(?:\d{1,3}(?:,\d{3}(?!\d))+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+(?![\d.]))?"
-    r"|\.\d+)"
-    r"%?"
+    r"|(?:\d{1,3}(?:,\d{3}(?!\d))+|\d{1,3}(?: \d{3}(?!\d))+|\d+)(?:\.\d+)?"
+    r"(?:[eE][-+]?\d+|" + _TIMES_TEN + r")?(?:/\d+(?![\d.]))?"
+    r"|\.\d+)" + _SCALE + r"?(?:\s*(?:%|percent\b|per cent\b))?"
 )
 _NUMBER_RE = re.compile(_NUMBER)
 _FULL_NUMBER_RE = re.compile(
-    r"(?P<sign>[-\u2212+])?\s*+(?P<cur>[$\u00a3\u20ac])?\s*+(?P<sign2>[-\u2212])?"
+    r"(?P<sign>[-+])?\s*+(?P<cur>[$\u00a3\u20ac])?\s*+(?P<sign2>-)?"
     r"(?:\\[dt]?frac\{\s*(?P<fn>\d+)\s*\}\{\s*(?P<fd>\d+)\s*\}"
-    r"|(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?:\.(?P<dec>\d*))?(?:[eE](?P<exp>[-+]?\d+))?"
+    r"|(?P<int>\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)?(?:\.(?P<dec>\d*))?"
+    r"(?:[eE](?P<exp>[-+]?\d+)"
+    r"|\s*(?:\\times|\\cdot|\u00d7|\u00b7|\*|x)\s*10\s*\^\s*\{?\s*(?P<exp10>[-+]?\d+)\s*\}?)?"
     r"(?:/(?P<den>\d+))?)"
-    r"\s*+(?:%|percent\b)?(?P<rest>[^\d<>{}\\=]*)"
+    r"(?P<scale>" + _SCALE + r")?"
+    r"\s*+(?P<pct>%|percent\b|per cent\b)?(?P<rest>[^\d<>{}\\=]*)"
 )
+# "18 dollars and 50 cents", "$18 and 0 cents": the cents are part of the amount.
+_DOLLARS_CENTS_RE = re.compile(
+    r"(?P<sign>-)?\s*\$?\s*(?P<dollars>\d{1,3}(?:,\d{3})+|\d+)\s*(?:dollars?|bucks?)?\s*"
+    r"(?:and\s+|,\s*)?(?P<cents>\d{1,2})\s*cents?\b[\s.]*",
+    re.IGNORECASE,
+)
+_SIGN_WORD_RE = re.compile(r"(?:negative|minus)\s+(?=[$\u00a3\u20ac\d.\\])", re.IGNORECASE)
+_BELOW_ZERO_RE = re.compile(r"\bbelow (?:zero|0)\b", re.IGNORECASE)
 _LATEX_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|textit)\{([^{}]*)\}")
+_CURRENCY_WORD_RE = re.compile(r"\s*(?:dollars?|cents?|usd|bucks?)\b|\s*\$", re.IGNORECASE)
 
 _WORD_UNITS = {
     word: value
@@ -76,12 +148,31 @@ _NUMBER_WORDS = set(_WORD_UNITS) | set(_WORD_TENS) | set(_WORD_SCALES) | {"hundr
 _NEGATIVE_WORDS = {"minus", "negative"}
 
 
+class Quantity(NamedTuple):
+    """A number as written: its exact value and what is written around it (for the unit rules)."""
+
+    value: Fraction
+    unscaled: Fraction  # the value before a magnitude word: 2.5 for "2.5 million"
+    scale: str  # the magnitude word, lower-cased and singular ("million", "k"), or ""
+    percent: bool  # written with % or "percent"
+    currency: bool  # written with $, £, € or followed by "dollars", "cents"
+    unit: str  # the first word after the number, lower-cased ("minutes"), or ""
+
+
+def _normalise(text: str) -> str:
+    """Dashes used as minus signs become ``-``; no-break and thin spaces become spaces."""
+    if text.isascii() or not _ODD_CHARS_RE.search(text):
+        return text
+    return text.translate(_CHAR_MAP)
+
+
 def _clean_number_text(text: str) -> str:
     """Undo LaTeX and markdown dressing: ``\\$18``, ``18\\%``, ``\\text{ dollars}``, ``**18**``."""
     text = _LATEX_WRAPPER_RE.sub(r"\1", text)
     for old, new in (("\\$", "$"), ("\\%", "%"), ("{,}", ","), ("\\,", ""), ("\\!", ""),
-                     ("\\left", ""), ("\\right", "")):
-        text = text.replace(old, new)
+                     ("\\left", ""), ("\\right", ""), ("\\ ", " ")):
+        if old in text:
+            text = text.replace(old, new)
     return text.strip().strip("*`_ ").rstrip(".").strip()
 
 
@@ -113,60 +204,123 @@ def _words_to_number(text: str) -> Fraction | None:
     if not used:
         return None
     rest = words[used:]
+    if rest[:2] == ["below", "zero"]:
+        if negative:
+            return None
+        negative, rest = True, rest[2:]
     if any(w in _NUMBER_WORDS or any(ch.isdigit() for ch in w) for w in rest):
         return None
     value = Fraction(total + current)
     return -value if negative else value
 
 
+_FIRST_WORD_RE = re.compile(r"\s*([a-zA-Z]+)")
+_LOWER_WORD_RE = re.compile(r"[a-z]+")
+
+
+def _first_word(text: str) -> str:
+    match = _FIRST_WORD_RE.match(text)
+    return match.group(1).lower() if match else ""
+
+
+def read_quantity(text: Any) -> Quantity | None:
+    """The :class:`Quantity` one number as a model writes it states, or None (see
+    :func:`parse_number`, which returns only its value)."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int | Fraction | float):
+        if isinstance(text, float) and not math.isfinite(text):
+            return None
+        value = Fraction(str(text)) if isinstance(text, float) else Fraction(text)
+        return Quantity(value, value, "", False, False, "")
+    if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
+        return None
+    cleaned = _clean_number_text(_normalise(text))
+    if cleaned.isdigit() and cleaned.isascii() and len(cleaned) <= _MAX_DIGITS:  # the usual case
+        value = Fraction(int(cleaned))
+        return Quantity(value, value, "", False, False, "")
+    negative = False
+    sign_word = _SIGN_WORD_RE.match(cleaned) if cleaned[:1] in "nmNM" else None
+    if sign_word:
+        negative, cleaned = True, cleaned[sign_word.end():]
+    match = _FULL_NUMBER_RE.fullmatch(cleaned)
+    if match is None or not (match["fn"] or match["int"] or match["dec"]):
+        cents = _DOLLARS_CENTS_RE.fullmatch(cleaned)
+        if cents:
+            return _dollars_and_cents(cents, negative)
+        value = None if negative else _words_to_number(cleaned)
+        return None if value is None else Quantity(value, value, "", False, False, "")
+    rest = match["rest"]
+    below_zero = _BELOW_ZERO_RE.search(rest) if "below" in rest else None
+    if below_zero:
+        rest = rest[:below_zero.start()] + rest[below_zero.end():]
+    if rest.strip() and any(w in _NUMBER_WORDS for w in _LOWER_WORD_RE.findall(rest.lower())):
+        return None
+    signs = [s for s in (match["sign"], match["sign2"]) if s] + ["-"] * negative
+    if len(signs) > 1:
+        return None
+    negative = signs == ["-"]
+    if below_zero:
+        if negative:
+            return None
+        negative = True
+    try:
+        value = _unsigned_value(match)
+    except (ValueError, ZeroDivisionError):
+        return None
+    if value is None:
+        return None
+    scale = (match["scale"] or "").strip().lower().removesuffix("s") if match["scale"] else ""
+    scaled = value * _SCALE_FACTORS[scale] if scale else value
+    if negative:
+        value, scaled = -value, -scaled
+    if not rest:
+        return Quantity(scaled, value, scale, bool(match["pct"]), bool(match["cur"]), "")
+    currency = bool(match["cur"]) or bool(_CURRENCY_WORD_RE.match(rest))
+    return Quantity(scaled, value, scale, bool(match["pct"]), currency, _first_word(rest))
+
+
+def _unsigned_value(match: re.Match) -> Fraction | None:
+    if match["fn"]:
+        return _fraction(match["fn"], match["fd"])
+    whole = (match["int"] or "0").replace(",", "").replace(" ", "")
+    decimals = match["dec"] or ""
+    if len(whole) + len(decimals) > _MAX_DIGITS:
+        return None
+    value = Fraction(int(whole + decimals), 10 ** len(decimals))
+    exponent = match["exp"] or match["exp10"]
+    if exponent:
+        if abs(int(exponent)) > _MAX_EXPONENT:
+            return None
+        value *= Fraction(10) ** int(exponent)
+    if match["den"]:
+        if match["dec"] is not None or exponent:
+            return None
+        value = _fraction(whole, match["den"])
+    return value
+
+
+def _dollars_and_cents(match: re.Match, negative: bool) -> Quantity | None:
+    if match["sign"] and negative:
+        return None
+    value = int(match["dollars"].replace(",", "")) + Fraction(int(match["cents"]), 100)
+    value = -value if negative or match["sign"] else value
+    return Quantity(value, value, "", False, True, "dollars")
+
+
 def parse_number(text: Any) -> Fraction | None:
     """The exact value of one number as a model writes it, or None.
 
-    Reads ``1,234``, ``$18.00``, ``18.``, ``-3`` and ``\u22123``, ``20%`` (as 20: no rescaling),
-    ``18 dollars``, ``018``, ``36/2``, ``\\frac{36}{2}``, ``1.8e1``, ``eighteen``, ``minus ten``.
+    Reads ``1,234``, ``276 000`` (also with no-break or thin spaces), ``$18.00``, ``18.``, ``-3``,
+    ``\u22123`` and ``\u20133``, ``negative 3``, ``3 below zero``, ``20%`` (as 20: no rescaling),
+    ``18 dollars``, ``18 dollars and 0 cents``, ``018``, ``36/2``, ``\\frac{36}{2}``, ``1.8e1``,
+    ``9.3 \\times 10^{4}``, ``2.5 million``, ``14k``, ``eighteen``, ``minus ten``.
     Returns None for NaN, infinity, text it cannot read, and for more than one candidate number
     (``18 19``, ``18 or 19``): a value is only returned when there is exactly one to return.
     ``Fraction`` keeps it exact, so ``0.1 + 0.2`` style float noise can never flip a reward.
     """
-    if isinstance(text, bool):
-        return None
-    if isinstance(text, int | Fraction):
-        return Fraction(text)
-    if isinstance(text, float):
-        return Fraction(str(text)) if math.isfinite(text) else None
-    if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
-        return None
-    cleaned = _clean_number_text(text)
-    match = _FULL_NUMBER_RE.fullmatch(cleaned)
-    if match is None or not (match["fn"] or match["int"] or match["dec"]):
-        return _words_to_number(cleaned)
-    rest = match["rest"]
-    if rest.strip() and any(w in _NUMBER_WORDS for w in re.findall(r"[a-z]+", rest.lower())):
-        return None
-    if match["sign"] and match["sign2"]:
-        return None
-    negative = (match["sign"] or match["sign2"] or "") in ("-", "\u2212")
-    try:
-        if match["fn"]:
-            value = _fraction(match["fn"], match["fd"])
-        else:
-            whole = (match["int"] or "0").replace(",", "")
-            decimals = match["dec"] or ""
-            if len(whole) + len(decimals) > _MAX_DIGITS:
-                return None
-            value = Fraction(int(whole + decimals), 10 ** len(decimals))
-            if match["exp"]:
-                exponent = int(match["exp"])
-                if abs(exponent) > _MAX_EXPONENT:
-                    return None
-                value *= Fraction(10) ** exponent
-            if match["den"]:
-                if match["dec"] is not None or match["exp"]:
-                    return None
-                value = _fraction(whole, match["den"])
-    except (ValueError, ZeroDivisionError):
-        return None
-    return -value if negative else value
+    quantity = read_quantity(text)
+    return None if quantity is None else quantity.value
 
 
 def _fraction(numerator: str, denominator: str) -> Fraction:
@@ -176,7 +330,7 @@ def _fraction(numerator: str, denominator: str) -> Fraction:
 
 
 # --------------------------------------------------------------------------------------------
-# Final answer extraction
+# Final answer extraction (rules 1-4 and 8 of the policy)
 # --------------------------------------------------------------------------------------------
 
 _HEDGE_RE = re.compile(
@@ -184,14 +338,15 @@ _HEDGE_RE = re.compile(
     r"|\u00b1|\+/-|\+-|-/\+",
     re.IGNORECASE,
 )
-# An approximate or bounded answer is not an exact final answer, even with a single number.
+# An approximate, bounded or doubtful answer is not an exact final answer, even with one number.
 _QUALIFIER_RE = re.compile(
     r"[\u2248\u2264\u2265]|~\s*[$\u00a3\u20ac]?\d|\\approx|\\sim\b|\b(?:about|approximately|approx"
-    r"|around|roughly|nearly|almost|at least|at most|more than|less than|up to|or so|maybe"
-    r"|perhaps|probably|possibly)\b",
+    r"|around|roughly|nearly|almost|at least|at most|more than|less than|up to|or so|or more"
+    r"|or less|or fewer|maybe|perhaps|probably|possibly|could be|might be|not sure|unsure"
+    r"|i guess|estimated?)\b",
     re.IGNORECASE,
 )
-_RANGE_RE = re.compile(r"\d%?\s*(?:-|\u2013|\u2014|\bto\b|\bthrough\b)\s*[$\u00a3\u20ac]?\d")
+_RANGE_RE = re.compile(r"\d%?\s*(?:-|\u2014|\bto\b|\bthrough\b)\s*[$\u00a3\u20ac]?\d")
 _LIST_FILLER_RE = re.compile(r"(?:[\s,;/|&\[\](){}.:*]|\band\b|\bor\b)+", re.IGNORECASE)
 _PAREN_RE = re.compile(r"\([^()]*\)")
 _LEADING_RE = re.compile(
@@ -199,30 +354,69 @@ _LEADING_RE = re.compile(
     r"(?:[,;:(\n\u2014]|-\s|\bbecause\b|\bsince\b|\bas\b|\bfrom\b)",
 )
 _CUE_RE = re.compile(
-    r"\b(?:making|makes|made|is|are|was|were|equals?|equalling|gives?|giving|totals?|totalling"
+    r"\b(?:making|makes|made|is|are|was|were|equals?|equalling|gives?|totals?|totalling"
     r"|totaling|so|thus|therefore|hence|earns?|earned|earning|gets?|got|comes? to|results? in"
-    r"|total of|sum of)\s+(?:a total of\s+|about\s+|exactly\s+)?(" + _NUMBER + r")",
+    r"|total of|sum of)\s+(?:a total of\s+|exactly\s+)?(" + _NUMBER + r")",
     re.IGNORECASE,
 )
 # "answer is", "answer:", "Final Answer: **18**"; matched on lower-cased text from the literal
 # "nswer" (fast: the regex engine jumps between literal hits), the "a" before it checked in Python.
 _ANSWER_PHRASE_RE = re.compile(r"nswer\s*\**\s*(?:is\b\s*:?|:|=)\s*\**")
 _SENTENCE_END_RE = re.compile(r"\.(?!\d)|\n")
-_HASHES_RE = re.compile(r"####[ \t]*(?=[-\u2212$\u00a3\u20ac\d\\.])([^\n]*)")
-
+_HASHES_RE = re.compile(r"####[ \t]*(?=[-$\u00a3\u20ac\d\\.])([^\n]*)")
 _BOX_OPEN_RE = re.compile(r"\\(?:boxed|fbox)\{")
-_ANSWER_OPEN_RE = re.compile(re.escape(ANSWER_OPEN))
+_ANY_TAG_RE = re.compile(r"<\s*(/?)\s*(answer|think)\s*>", re.IGNORECASE)
+_CANONICAL_TAGS = {("", "answer"): ANSWER_OPEN, ("/", "answer"): ANSWER_CLOSE,
+                   ("", "think"): THINK_OPEN, ("/", "think"): THINK_CLOSE}
+# What may stand between two statements of one answer (else the later one revises the earlier).
+_CONNECTOR_RE = re.compile(
+    r"(?:[\s,;/|&.:!*()\[\]{}$\\-]|\b(?:or|and|also|then|either|alternatively|otherwise|else"
+    r"|maybe|perhaps|possibly|probably|boxed|fbox)\b)*",
+    re.IGNORECASE,
+)
+_DOUBT_RE = re.compile(r"\b(?:or|maybe|perhaps|possibly|probably|alternatively|either|could"
+                       r"|might)\b", re.IGNORECASE)
+# Text addressed to the grader is not an answer (the free-text rules never read it).
+_TO_THE_GRADER_RE = re.compile(
+    r"\b(?:grader|grading|evaluator|reward\s*(?:=|:|of|is)\s*1\b|ignore (?:all |the )?"
+    r"(?:previous|prior|above)"
+    r"|mark (?:this|it|me|the answer) (?:as )?correct|output 1)\b",
+    re.IGNORECASE,
+)
+_GRADER_WORDS = ("grad", "evaluat", "reward", "ignore", "mark ", "output 1")
+_STATEMENT_END_RE = re.compile(r"[.!?](?=\s)|\n")
+_STATEMENT_TAIL = 3000  # the final statement is read from the last characters only
+_BOLD_RE = re.compile(r"\*\*([^*\n]{1,80})\*\*")
+_WORD_RE = re.compile(r"[a-z]+")
+_META_WORDS = frozenset({
+    "the", "and", "she", "her", "his", "him", "they", "them", "their", "has", "had", "have", "was",
+    "were", "are", "its", "for", "with", "that", "this", "there", "then", "thus", "therefore",
+    "hence", "total", "answer", "final", "question", "problem", "says", "said", "given", "told",
+    "tells", "states", "stated", "know", "from", "which", "what", "how", "many", "much", "each",
+    "per", "all", "also", "now", "only", "will", "would", "can", "could", "does", "did", "who",
+    "our", "you", "your",
+})
+_REVISION_GAP = 80  # a gap this short that contains "or", "maybe"... lists candidates
 
 _EMPTY, _AMBIGUOUS = "empty", "ambiguous"  # why an answer slot has no value
 
 
-def _read_slot(slot: str) -> tuple[str, Fraction] | str:
-    """The one number an answer slot states, as ``(text, value)``; else why not.
+class _Reading(NamedTuple):
+    """One stated final answer: the number as written, its quantity, and the sentence around it."""
+
+    text: str
+    quantity: Quantity
+    source: str
+
+
+def _read_slot(slot: str) -> _Reading | str:
+    """The one number an answer slot states; else why not (``_EMPTY`` or ``_AMBIGUOUS``).
 
     An answer that states one result with its working is that result: ``18 (9 eggs x $2)``,
-    ``9 * 2 = 18``, ``She sells 9 eggs at $2, making $18.`` A slot that offers several candidates
-    (``18 or 19``, ``17-19``, ``18 \u00b1 1``, a list) is ``_AMBIGUOUS``; one without a number ``_EMPTY``.
-    A slot longer than ``_MAX_SLOT_CHARS`` is not one final answer (and reading it would be slow).
+    ``9 * 2 = 18``, ``18 = 9 * 2``, ``20 cups (60 - 40)``, ``She sells 9 eggs at $2, making $18.``
+    A slot that offers several candidates (``18 or 19``, ``17-19``, ``18 \u00b1 1``, a list) is
+    ``_AMBIGUOUS``; one without a number ``_EMPTY``. A slot longer than ``_MAX_SLOT_CHARS`` is not
+    one final answer (and reading it would be slow).
     """
     if len(slot) > _MAX_SLOT_CHARS:
         return _AMBIGUOUS
@@ -234,62 +428,92 @@ def _read_slot(slot: str) -> tuple[str, Fraction] | str:
     boxes = _boxed_contents(text)
     if boxes:
         return _agree([_read_slot(box) for box in boxes])
-    value = parse_number(text)
-    if value is not None:
-        return text, value
-    tokens = _NUMBER_RE.findall(text)
+    quantity = read_quantity(text)
+    if quantity is not None:
+        return _Reading(text, quantity, slot)
+    tokens = list(_NUMBER_RE.finditer(text))
     if not tokens:
         return _EMPTY
     if len(tokens) == 1:
-        return _token(tokens[0])
+        return _token(tokens[0], text)
     if _HEDGE_RE.search(text) or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text)):
         return _AMBIGUOUS
-    if "=" in text:
-        return _read_result(text.rsplit("=", 1)[1])
-    if _RANGE_RE.search(text):
-        return _AMBIGUOUS
-    outside = _PAREN_RE.sub(" ", text)
-    remaining = _NUMBER_RE.findall(outside)
+    return _read_working(text, slot)
+
+
+def _read_working(text: str, source: str) -> _Reading | str:
+    """The result of an answer written with its working (several numbers, no hedge).
+
+    When no rule finds it, a sentence (four words or more) states its result last: "She sells 9
+    eggs at $2 each for $18 a day." A bare list of quantities ("2 hours 30 minutes") states none.
+    """
+    outside = _PAREN_RE.sub(" ", text)  # "20 cups (60 - 40)": the parentheses justify
+    remaining = list(_NUMBER_RE.finditer(outside))
     if len(remaining) == 1:
-        return _token(remaining[0])
+        return _token(remaining[0], outside, source)
+    if "=" in outside:
+        return _read_equation(outside, source)
+    if _RANGE_RE.search(outside):
+        return _AMBIGUOUS
     leading = _LEADING_RE.match(outside)
     if leading:
-        return _token(leading.group(1))
-    cues = _CUE_RE.findall(outside)
+        return _token(leading, outside, source, group=1)
+    cues = list(_CUE_RE.finditer(outside))
     if cues:
-        return _token(cues[-1])
+        return _token(cues[-1], outside, source, group=1)
+    if len(_WORD_RE.findall(outside.lower())) >= 4:
+        return _token(remaining[-1], outside, source)
     return _AMBIGUOUS
 
 
-def _read_result(text: str) -> tuple[str, Fraction] | str:
-    """The right-hand side of an equation must hold exactly one number."""
-    text = _clean_number_text(text)
-    value = parse_number(text)
-    if value is not None:
-        return text, value
-    tokens = _NUMBER_RE.findall(_PAREN_RE.sub(" ", text))
-    return _token(tokens[0]) if len(tokens) == 1 else _AMBIGUOUS
+def _read_equation(text: str, source: str) -> _Reading | str:
+    """The result of ``9 * 2 = 18`` or ``18 = 9 * 2``: the sides that are a single number.
+
+    They must agree (``18 = 19`` states nothing); an equation without one (``9 * 2 = 3 * 6``)
+    states no result.
+    """
+    readings = []
+    for side in text.split("="):
+        side = _clean_number_text(side)
+        quantity = read_quantity(side)
+        if quantity is not None:
+            readings.append(_Reading(side, quantity, source))
+            continue
+        tokens = list(_NUMBER_RE.finditer(side))
+        if len(tokens) == 1 and not re.search(r"[-+*/\u00d7\u00f7^]|\\times|\\cdot", side):
+            readings.append(_token(tokens[0], side, source))
+    return _agree(readings) if readings else _AMBIGUOUS
 
 
-def _token(token: str) -> tuple[str, Fraction] | str:
-    value = parse_number(token)
-    return (token, value) if value is not None else _AMBIGUOUS
+def _token(match: re.Match, text: str, source: str | None = None, group: int = 0) -> _Reading | str:
+    """The number a regex match points at, read with the unit word that follows it."""
+    token = match.group(group)
+    quantity = read_quantity(token + " " + _first_word(text[match.end(group):]))
+    if quantity is None:
+        quantity = read_quantity(token)
+    return _AMBIGUOUS if quantity is None else _Reading(token.strip(), quantity,
+                                                         text if source is None else source)
 
 
-def _agree(readings: list[tuple[str, Fraction] | str]) -> tuple[str, Fraction] | str:
+def _agree(readings: list[_Reading | str]) -> _Reading | str:
     """One value when every reading has the same value; otherwise the answer is ambiguous."""
     if not readings:
         return _EMPTY
     if any(isinstance(r, str) for r in readings):
         return _EMPTY if all(r == _EMPTY for r in readings) else _AMBIGUOUS
-    if len({value for _, value in readings}) > 1:
+    if len({r.quantity.value for r in readings}) > 1:
         return _AMBIGUOUS
     return readings[-1]
 
 
 def _boxed_contents(text: str) -> list[str]:
     """Contents of every ``\\boxed{...}`` / ``\\fbox{...}``, braces balanced; unclosed -> ``""``."""
-    contents: list[str] = []
+    return [content for _, _, content in _boxed_spans(text)]
+
+
+def _boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every top-level box, braces balanced; unclosed -> ``""``."""
+    spans: list[tuple[int, int, str]] = []
     end = 0
     for match in _BOX_OPEN_RE.finditer(text):
         if match.start() < end:
@@ -304,101 +528,338 @@ def _boxed_contents(text: str) -> list[str]:
                 depth, end = depth + 1, next_open + 1
             else:
                 depth, end = depth - 1, next_close + 1
-        contents.append(text[match.end():end - 1] if depth == 0 else "")
-    return contents
+        spans.append((match.start(), end, text[match.end():end - 1] if depth == 0 else ""))
+    return spans
 
 
-def _answer_tag_slots(text: str) -> list[str]:
-    """The text of each ``<answer>`` slot; an unclosed one runs to the next tag or the end."""
-    opens = [m.end() for m in _ANSWER_OPEN_RE.finditer(text)]
-    slots = []
-    close = -1
-    for i, begin in enumerate(opens):
-        if close < begin:  # search for the next close tag only once it is behind us: linear time
-            close = text.find(ANSWER_CLOSE, begin)
+def _answer_tag_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of each ``<answer>`` slot; an unclosed one runs to the next tag
+    or the end. Nested tags (``<answer><answer>18</answer></answer>``) are one slot."""
+    spans = []
+    position, close = 0, -1
+    while (begin := text.find(ANSWER_OPEN, position)) >= 0:
+        content_start, depth = begin + len(ANSWER_OPEN), 0
+        while text.startswith(ANSWER_OPEN, after := _skip_space(text, content_start)):
+            content_start, depth = after + len(ANSWER_OPEN), depth + 1
+        if close < content_start:  # search for the next close tag only once it is behind us
+            close = text.find(ANSWER_CLOSE, content_start)
             close = len(text) if close < 0 else close
-        following = opens[i + 1] - len(ANSWER_OPEN) if i + 1 < len(opens) else len(text)
-        slots.append(text[begin:min(close, following)])
-    return slots
+        next_open = text.find(ANSWER_OPEN, content_start, close)
+        if next_open >= 0:  # unclosed before the next slot
+            spans.append((begin, next_open, text[content_start:next_open]))
+            position = next_open
+            continue
+        end = close + len(ANSWER_CLOSE)
+        for _ in range(depth):  # the outer close tags of a nested slot
+            if text.startswith(ANSWER_CLOSE, after := _skip_space(text, end)):
+                end = after + len(ANSWER_CLOSE)
+        spans.append((begin, min(end, len(text)), text[content_start:close]))
+        position = end
+    return spans
 
 
-def _outside_reasoning(text: str) -> str:
-    """The text with ``<think>`` sections cut out (an unclosed one runs to the end).
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _slot_spans(text: str) -> list[tuple[int, int, str]]:
+    """Every answer slot (``<answer>``, ``\\boxed{}``, ``#### N``) in order of position."""
+    spans = _answer_tag_spans(text) if ANSWER_OPEN in text else []
+    if "\\boxed{" in text or "\\fbox{" in text:
+        spans.extend(_boxed_spans(text))
+    if "####" in text:
+        spans.extend((m.start(), m.end(), m.group(1)) for m in _HASHES_RE.finditer(text))
+    return sorted(spans, key=lambda span: span[0])
+
+
+def _one_answer_between(gap: str) -> bool:
+    """Whether two statements with ``gap`` between them are one answer (else a revision)."""
+    gap = gap.replace(ANSWER_OPEN, " ").replace(ANSWER_CLOSE, " ")
+    if _CONNECTOR_RE.fullmatch(gap):
+        return True
+    return len(gap) <= _REVISION_GAP and _DOUBT_RE.search(gap) is not None
+
+
+def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
+                          read: Callable[[str], _Reading | str]) -> _Reading | str:
+    """The reading of the final answer among ``spans``: the last group of statements (rule 2).
+
+    Statements with only connectors between them (or a short "or"/"maybe" gap) form one group and
+    must agree; a later group after real text revises the earlier ones.
+    """
+    group = [spans[0]]
+    group_end = spans[0][1]
+    for span in spans[1:]:
+        if span[0] < group_end or _one_answer_between(text[group_end:span[0]]):
+            group.append(span)
+        else:
+            group = [span]
+        group_end = max(group_end, span[1])
+    contents, container_end = [], -1
+    for _, end, content in group:  # sorted by start: a box inside a tag is read with the tag
+        if end > container_end:
+            contents.append(content)
+            container_end = end
+    return _agree([read(content) for content in contents])
+
+
+def _reasoning_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of the ``<think>`` sections (an unclosed one runs to the end).
 
     A completion of the R1-Zero template starts inside the reasoning, so text before a first
     ``</think>`` that has no opening tag is reasoning too.
     """
-    first_close = text.find(THINK_CLOSE)
-    first_open = text.find(THINK_OPEN)
+    spans = []
+    first_close, first_open = text.find(THINK_CLOSE), text.find(THINK_OPEN)
+    position = 0
     if first_close >= 0 and (first_open < 0 or first_close < first_open):
-        text = text[first_close + len(THINK_CLOSE):]
-    pieces = []
-    while (open_at := text.find(THINK_OPEN)) >= 0:
-        pieces.append(text[:open_at])
+        position = first_close + len(THINK_CLOSE)
+        spans.append((0, position))
+    while (open_at := text.find(THINK_OPEN, position)) >= 0:
         close_at = text.find(THINK_CLOSE, open_at)
         if close_at < 0:
-            text = ""
+            spans.append((open_at, len(text)))
             break
-        text = text[close_at + len(THINK_CLOSE):]
-    pieces.append(text)
-    return " ".join(pieces)
+        position = close_at + len(THINK_CLOSE)
+        spans.append((open_at, position))
+    return spans
 
 
-def _final_answer(text: str) -> tuple[str, Fraction] | None:
-    """``(answer text, exact value)`` of the one final answer, or None.
+def _outside_reasoning(text: str) -> str:
+    """The text with ``<think>`` sections replaced by ``\u2026`` (a gap that revises)."""
+    spans = _reasoning_spans(text) if THINK_OPEN in text or THINK_CLOSE in text else []
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces.append(text[position:start])
+        position = end
+    pieces.append(text[position:])
+    return " \u2026 ".join(pieces) if spans else text
 
-    Explicit answer slots come first: every ``<answer>`` tag, ``\\boxed{}`` and ``#### N`` line,
-    anywhere in the text. They must all be readable and agree. Only when there is none, the phrase
-    "the (final) answer is ..." outside the ``<think>`` reasoning is read (phrases without a number
-    are prose and are skipped). Numbers elsewhere in the reasoning are never a fallback.
-    """
-    slots = _answer_tag_slots(text) if ANSWER_OPEN in text else []
-    if "\\boxed{" in text or "\\fbox{" in text:
-        slots.extend(_boxed_contents(text))
-    if "####" in text:
-        slots.extend(_HASHES_RE.findall(text))
-    if slots:
-        reading = _agree([_read_slot(slot) for slot in slots])
+
+def _phrase_spans(outside: str) -> list[tuple[int, int, str]]:
+    """"The (final) answer is ...", "Answer: ..." phrases: each runs to the end of its sentence,
+    at most to the next phrase; phrases without a number are prose and are skipped."""
+    lower = outside.lower()
+    matches = [m for m in _ANSWER_PHRASE_RE.finditer(lower)
+               if lower[m.start() - 1:m.start()] == "a"
+               and not lower[max(m.start() - 2, 0):m.start() - 1].isalnum()]
+    spans = []
+    for i, match in enumerate(matches):
+        limit = matches[i + 1].start() - 1 if i + 1 < len(matches) else len(lower)
+        window = outside[match.end():min(limit, match.end() + 300)]
+        phrase = _SENTENCE_END_RE.split(window, maxsplit=1)[0]
+        if any(ch.isdigit() for ch in phrase) or _words_to_number(phrase) is not None:
+            spans.append((match.start() - 1, match.end() + len(phrase), phrase))
+    return spans
+
+
+def _looks_finished(text: str) -> bool:
+    """A completion cut off mid-sentence (max tokens) has not stated its last sentence yet."""
+    tail = text.rstrip().rstrip("*_`\"' ")
+    if not tail or tail[-1] in ".!?)]}$%" or tail[-1].isdigit():
+        return True
+    return len(tail.rsplit("\n", 1)[-1].split()) <= 8
+
+
+def _final_statement(outside: str) -> _Reading | str:
+    """The answer stated by the last sentence that states a number (rule 1c): a bold number in
+    it, else the number it states as a result; a question or a doubtful sentence states none."""
+    if not any(ch.isdigit() for ch in outside) or not _looks_finished(outside):
+        return _EMPTY
+    sentence = _last_numeric_sentence(outside.strip()[-_STATEMENT_TAIL:])
+    if not sentence or sentence.rstrip("*_ ").endswith("?") or _to_the_grader(sentence):
+        return _EMPTY if not sentence else _AMBIGUOUS
+    bold = [b for b in _BOLD_RE.findall(sentence) if read_quantity(b) is not None]
+    if bold:
+        return _agree([_read_slot(b) for b in bold])
+    text = _clean_number_text(sentence)
+    if len(sentence) > _MAX_SLOT_CHARS or _QUALIFIER_RE.search(text):
+        return _AMBIGUOUS
+    quantity = read_quantity(text)
+    if quantity is not None:
+        return _Reading(text, quantity, sentence)
+    tokens = list(_NUMBER_RE.finditer(text))
+    if len(tokens) == 1:
+        return _token(tokens[0], text, sentence)
+    if _HEDGE_RE.search(text) or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text)):
+        return _AMBIGUOUS
+    return _read_working(text, sentence)
+
+
+def _last_numeric_sentence(text: str) -> str:
+    """The last sentence (or line) of ``text`` that contains a digit, with its end mark."""
+    starts = [0] + [m.end() for m in _STATEMENT_END_RE.finditer(text)]
+    ends = starts[1:] + [len(text)]
+    for start, end in zip(reversed(starts), reversed(ends), strict=True):
+        sentence = text[start:end].strip()
+        if any(ch.isdigit() for ch in sentence):
+            return sentence
+    return ""
+
+
+def _to_the_grader(text: str) -> bool:
+    lower = text.lower()
+    return any(word in lower for word in _GRADER_WORDS) and bool(_TO_THE_GRADER_RE.search(text))
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.removesuffix("s") for w in _WORD_RE.findall(text.lower())
+            if len(w) > 2 and w not in _META_WORDS}
+
+
+def _restates_question(reading: _Reading, question: str) -> bool:
+    """Whether the answer's sentence repeats a sentence of the question that gives the same
+    number (rule 8): two or more content words, at least two thirds of them in that sentence."""
+    words = _content_words(_NUMBER_RE.sub(" ", reading.source))
+    if len(words) < 2:
+        return False
+    for sentence in re.split(r"(?<=[.!?])\s+", question):
+        values = {read_quantity(m.group()) for m in _NUMBER_RE.finditer(sentence)}
+        values = {q.value for q in values if q is not None}
+        values |= {_WORD_UNITS.get(w, _WORD_TENS.get(w)) for w in _WORD_RE.findall(sentence.lower())}
+        if reading.quantity.value in values:
+            shared = words & _content_words(sentence)
+            if 3 * len(shared) >= 2 * len(words):
+                return True
+    return False
+
+
+def _final_reading(text: str, question: str = "") -> _Reading | str:
+    """The final answer of a completion under the grading policy (rules 1-4 and 8)."""
+    text = _normalise(text)
+    if "<" in text and any(m.group() not in TAGS for m in _ANY_TAG_RE.finditer(text)):
+        text = _ANY_TAG_RE.sub(lambda m: _CANONICAL_TAGS[m[1], m[2].lower()], text)
+    outside = _outside_reasoning(text)
+    spans = _slot_spans(outside)
+    if spans:
+        reading = _last_statement_group(outside, spans, _read_slot)
+    elif _to_the_grader(outside):
+        reading = _AMBIGUOUS
+    elif phrases := _phrase_spans(outside):
+        reading = _last_statement_group(outside, phrases, _read_slot)
     else:
-        outside = _outside_reasoning(text).lower()
-        matches = [m for m in _ANSWER_PHRASE_RE.finditer(outside)
-                   if outside[m.start() - 1:m.start()] == "a"
-                   and not outside[max(m.start() - 2, 0):m.start() - 1].isalnum()]
-        starts = [m.end() for m in matches]
-        ends = [m.start() for m in matches[1:]] + [len(outside)] * bool(matches)
-        phrases = [  # each phrase runs to the end of its sentence, at most to the next phrase
-            _SENTENCE_END_RE.split(outside[start:min(end, start + 300)], maxsplit=1)[0]
-            for start, end in zip(starts, ends, strict=True)
-        ]
-        readings = [r for r in map(_read_slot, phrases) if r != _EMPTY]
-        reading = _agree(readings)
-    return None if isinstance(reading, str) else reading
+        reading = _final_statement(outside)
+        if reading == _EMPTY and outside is not text and (inside := _slot_spans(text)):
+            reading = _last_statement_group(text, inside, _read_slot)
+    if isinstance(reading, _Reading) and question and _restates_question(reading, question):
+        return _AMBIGUOUS
+    return reading
 
 
-def extract_final_answer(text: Any) -> str | None:
+# --------------------------------------------------------------------------------------------
+# Comparing with the gold (rules 5-7 of the policy)
+# --------------------------------------------------------------------------------------------
+
+_PERCENT_RE = re.compile(r"%|\bpercent|\bper cent", re.IGNORECASE)
+_MONEY_RE = re.compile(r"[$\u00a3\u20ac]|\b(?:dollars?|cents?|money|cost|costs|price|pay|paid"
+                       r"|spend|spent|earn|earns|earned|profit|budget)\b", re.IGNORECASE)
+_SCALE_WORDS = {"k": "thousand", "m": "million", "mn": "million", "bn": "billion"}
+_UNIT_FAMILIES = (
+    frozenset({"second", "sec", "minute", "min", "hour", "hr", "day", "week", "month", "year"}),
+    frozenset({"inch", "foot", "ft", "yard", "mile", "millimeter", "mm", "centimeter", "cm",
+               "meter", "metre", "kilometer", "km"}),
+    frozenset({"gram", "kilogram", "kg", "ounce", "oz", "pound", "lb", "ton"}),
+    frozenset({"milliliter", "ml", "liter", "litre", "gallon", "quart", "pint", "cup"}),
+    frozenset({"dollar", "cent"}),
+)
+
+
+def _unit_name(word: str) -> str:
+    """``Minutes`` -> ``minute``, ``feet`` -> ``foot``, ``lbs`` -> ``lb``."""
+    word = word.lower()
+    return "foot" if word == "feet" else word.removesuffix("s") if len(word) > 2 else word
+
+
+def _asked_sentence(question: str) -> str:
+    """The part of the question that asks (its last sentence with a question mark, else its
+    last sentence), lower-cased: "how many minutes", "what percentage" are read from it."""
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", question.strip()) if s]
+    asking = [s for s in sentences if "?" in s]
+    return (asking[-1] if asking else sentences[-1] if sentences else "").lower()
+
+
+def _same_quantity(answer: Quantity, gold: Fraction, completion: str, question: str) -> bool:
+    """Whether the stated answer is the gold quantity: value, magnitude, percent and unit."""
+    asked = _asked_sentence(question) if question else ""
+    value = answer.value
+    if answer.scale and asked:
+        word = _SCALE_WORDS.get(answer.scale, answer.scale)
+        if re.search(rf"\b{word}s?\b", asked):  # "how many dozen", "in millions": a unit here
+            value = answer.unscaled
+    if value != gold:
+        return False
+    asks_percent = bool(asked) and _PERCENT_RE.search(asked) is not None
+    if answer.percent:
+        if question:
+            return asks_percent or (not _MONEY_RE.search(asked)
+                                    and _PERCENT_RE.search(question) is not None)
+        mentions = len(_PERCENT_RE.findall(completion))
+        return mentions > 1 or not _MONEY_RE.search(completion)
+    if asks_percent and answer.currency:
+        return False
+    unit = "dollar" if answer.currency and not answer.unit.startswith("cent") else answer.unit
+    if asked and unit:
+        unit = _unit_name(unit)
+        asked_units = {_unit_name(w) for w in _WORD_RE.findall(asked)}
+        for family in _UNIT_FAMILIES:
+            if unit in family and (asked_units & family) and unit not in asked_units:
+                return False
+    return True
+
+
+def _question_of(prompt: Any) -> str:
+    """The question inside a TRL prompt: the last user message of a conversation, or the text
+    between "User:" and "Assistant:" of a plain R1-Zero prompt."""
+    if isinstance(prompt, str):
+        if "User:" in prompt:
+            prompt = prompt.rsplit("User:", 1)[1].split("Assistant:", 1)[0]
+        return prompt.strip()
+    if isinstance(prompt, dict):
+        prompt = [prompt]
+    if isinstance(prompt, list | tuple):
+        for message in reversed(prompt):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list | tuple):
+                    content = " ".join(part.get("text", "") for part in content
+                                       if isinstance(part, dict)
+                                       and isinstance(part.get("text"), str))
+                return content if isinstance(content, str) else ""
+    return ""
+
+
+def extract_final_answer(text: Any, question: str | None = None) -> str | None:
     """The one final answer of a completion, as written (``"18"``, ``"$18.00"``), or None.
 
-    (Lower-cased when it comes from a phrase: "The answer is Eighteen" gives ``"eighteen"``.)
-
-    Read from ``<answer>`` tags, ``\\boxed{}``, ``#### N`` or "the (final) answer is N". None when
-    the answer is missing or empty, when it offers several candidates (``18 19 20``, ``18 or 19``,
-    ``17-19``, ``18 \u00b1 1``, a list), or when final answers conflict (two different ``<answer>``
-    values, a tag that disagrees with a box). An answer stated with its working is its result.
+    Read under the grading policy of this module: ``<answer>`` tags, ``\\boxed{}``, ``#### N``,
+    then "the (final) answer is N", then the last statement (the last one of each is final).
+    None when the answer is missing or empty, when it offers several candidates (``18 19 20``,
+    ``18 or 19``, ``17-19``, ``18 \u00b1 1``, a list), when answers stated together conflict, or
+    when, given the ``question``, the answer only restates it. An answer stated with its working
+    is its result. (Lower-cased when it comes from a phrase: "The answer is Eighteen".)
     """
-    found = _safe(_final_answer, completion_text(text))
-    return found[0] if found else None
+    reading = _safe(_final_reading, completion_text(text),
+                    question if isinstance(question, str) else "")
+    return reading.text if isinstance(reading, _Reading) else None
 
 
-def is_correct(completion: Any, gold: Any) -> bool:
-    """Exact numeric equality of the completion's final answer with ``gold``.
+def is_correct(completion: Any, gold: Any, question: str | None = None) -> bool:
+    """Whether the completion's final answer is the ``gold`` quantity, compared exactly.
 
-    No tolerance and no percent rescaling: ``0.2`` is not ``20``, ``17.99`` is not ``18``.
+    No tolerance and no percent rescaling: ``0.2`` is not ``20``, ``17.99`` is not ``18``. With the
+    ``question`` the unit rules of the policy use it ("how many minutes", "what percent").
     """
     gold_value = _safe(parse_number, gold)
     if not isinstance(gold_value, Fraction):  # None, or 0 from a failed parse
         return False
-    found = _safe(_final_answer, completion_text(completion))
-    return bool(found) and found[1] == gold_value
+    text = completion_text(completion)
+    question = question if isinstance(question, str) else ""
+    reading = _safe(_final_reading, text, question)
+    if not isinstance(reading, _Reading):
+        return False
+    return _safe(_same_quantity, reading.quantity, gold_value, text, question) is True
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,18 +901,30 @@ def _as_list(values: Any) -> list:
 
 
 def accuracy_reward(completions: Any, answer: Any = None, **kwargs: Any) -> list[float]:
-    """1.0 when the final answer equals the gold ``answer`` exactly, else 0.0 (one per completion).
+    """1.0 when the final answer is the gold ``answer``, else 0.0 (one per completion).
 
     ``answer`` is the GSM8K column TRL passes, one gold per completion; a single gold is used for
-    all completions, a missing one scores 0.
+    all completions, a missing one scores 0. The question comes from the dataset's ``question``
+    column when there is one, else from TRL's ``prompts``; without either the unit rules fall
+    back to the completion alone (see the policy at the top of this module).
     """
     completions = _as_list(completions)
     golds = answer if isinstance(answer, list | tuple) else [answer] * len(completions)
+    questions = _questions(kwargs.get("question"), kwargs.get("prompts"), len(completions))
     rewards = []
     for i, completion in enumerate(completions):
         gold = golds[i] if i < len(golds) else None
-        rewards.append(1.0 if _safe(is_correct, completion, gold) else 0.0)
+        rewards.append(1.0 if _safe(is_correct, completion, gold, questions[i]) else 0.0)
     return rewards
+
+
+def _questions(question: Any, prompts: Any, count: int) -> list[str]:
+    """One question text per completion, from the ``question`` column or TRL's ``prompts``."""
+    for source, read in ((question, lambda q: q if isinstance(q, str) else ""),
+                         (prompts, _question_of)):
+        if isinstance(source, list | tuple) and len(source) == count:
+            return [_safe(read, item) or "" for item in source]
+    return [""] * count
 
 
 def _has_exactly_one_of_each_tag(text: str) -> bool:
