@@ -50,24 +50,48 @@ def test_lab_update_computes_grpo_and_dr_grpo_advantages():
         group_advantages(totals, len(TEXTS), scale="group").tolist(), abs=1e-6)
     assert result.table["adv_dr_grpo"].tolist() == pytest.approx(
         (totals - totals.mean()).tolist(), abs=1e-6)
-    assert result.table["advantage"].tolist() == result.table["adv_grpo"].tolist()
+    assert result.advantage_column == "adv_grpo" and "advantage" not in result.table
+    assert result.advantage.tolist() == result.table["adv_grpo"].tolist()
     assert not result.zero_variance and "Group mean" in result.message
     assert result.table["label"].tolist() == LABELS
     dr = lab_update(TEXTS, GOLD, weights, scale_std=False)
-    assert dr.table["advantage"].tolist() == dr.table["adv_dr_grpo"].tolist()
+    assert dr.advantage_column == "adv_dr_grpo"
+    assert dr.advantage.tolist() == dr.table["adv_dr_grpo"].tolist()
 
 
 def test_lab_update_flags_a_zero_variance_group():
     correct_only = [t for t, s in zip(TEXTS, accuracy_reward(TEXTS, [GOLD] * 8), strict=True) if s]
     result = lab_update(correct_only, GOLD, {"accuracy": 1.0})
     assert result.zero_variance and "Zero-variance" in result.message
-    assert result.table["advantage"].abs().max() == 0.0
+    assert result.advantage.abs().max() == 0.0
 
 
 def test_render_result_is_html_with_the_message():
     result = lab_update(TEXTS, GOLD, lab_weights(1.0, 0.5, 0.25))
     page = render_result(result)
     assert "<table" in page and "Group mean" in page
+
+
+def test_rendered_table_marks_what_counts_and_scrolls_when_narrow():
+    strict = render_result(lab_update(TEXTS, GOLD, lab_weights(1.0, 0.5, 0.25, "strict"), True,
+                                      LABELS))
+    assert "strict format \u00d70.5" in strict and "soft format (not counted)" in strict
+    assert "adv. GRPO \u25c0 in use" in strict and "adv. Dr. GRPO \u25c0" not in strict
+    soft = render_result(lab_update(TEXTS, GOLD, lab_weights(1.0, 0.5, 0.25, "soft"), False,
+                                    LABELS))
+    assert "soft format \u00d70.5" in soft and "strict format (not counted)" in soft
+    assert "adv. Dr. GRPO \u25c0 in use" in soft
+    assert "overflow-x: auto" in strict
+    assert ">advantage<" not in strict and ">completion<" not in strict  # fewer columns
+
+
+def test_lab_controls_have_distinct_descriptions():
+    lab = build_lab(TEXTS, GOLD, LABELS)
+    descriptions = {name: control.description for name, control in lab.controls.items()}
+    assert descriptions == {"accuracy": "accuracy weight", "format": "format weight",
+                            "tag_count": "tag count weight", "format_kind": "format rule",
+                            "scale_std": "divide by group std (GRPO)"}
+    assert lab.controls["format_kind"].options == ("strict", "soft")
 
 
 def test_widget_updates_headless():
@@ -79,7 +103,7 @@ def test_widget_updates_headless():
     lab.controls["accuracy"].value = 0.0
     assert lab.latest.zero_variance
     lab.controls["scale_std"].value = False
-    assert lab.latest.table["advantage"].tolist() == lab.latest.table["adv_dr_grpo"].tolist()
+    assert lab.latest.advantage.tolist() == lab.latest.table["adv_dr_grpo"].tolist()
 
 
 def test_naive_graders_show_the_bugs_ours_fixes():

@@ -2,8 +2,10 @@
 
 - :func:`lab_update` is the whole computation (rewards -> weighted totals -> group advantages);
   the widget only calls it, so the notebook and the tests can assert on its result directly.
-- :func:`build_lab` wraps it in ipywidgets: a slider per reward weight, a strict/soft format
-  toggle and a std-scaling toggle (GRPO divides by the group std; Dr. GRPO does not).
+- :func:`build_lab` wraps it in ipywidgets: a slider per reward weight ("accuracy weight",
+  "format weight", "tag count weight"), a "format rule" toggle (strict or soft: which format
+  reward the format weight pays) and a std checkbox (GRPO divides by the group std; Dr. GRPO
+  does not). The rendered table fits a laptop screen and scrolls sideways when it cannot.
 - :func:`naive_accuracy_reward`, :func:`naive_format_reward` and :func:`math_verify_reward` are
   the graders ours is compared with (the lab's "reward hacking" section and
   ``benchmarks/rewards.py``). They are here to be beaten, not used for training.
@@ -30,18 +32,20 @@ FORMAT_KINDS = ("strict", "soft")
 # The graders ours is compared with
 # --------------------------------------------------------------------------------------------
 
-# The pattern of the most copied GRPO notebook, with our tag names: no re.DOTALL, so ``.`` stops
-# at the first newline and any multi-line reasoning fails to match.
+# A naive grader the course composes from two common shortcuts, with our tag names. First: a
+# format regex without re.DOTALL, so ``.`` stops at the first newline and any multi-line reasoning
+# fails to match.
 NAIVE_FORMAT_RE = re.compile(r"^<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>\n?$")
 NAIVE_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>")
 NAIVE_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def naive_extract_answer(text: str) -> str | None:
-    """The popular-notebook extraction: a one-line ``<answer>`` match, else the last number.
+    """The naive extraction: a one-line ``<answer>`` match, else the last number of the text.
 
-    Both are bugs: a multi-line answer block does not match, and the "last number" fallback reads
-    the reasoning (or the second candidate of a hedge) as the answer.
+    Both are shortcuts seen in many quick GRPO scripts, combined here by the course: a multi-line
+    answer block does not match, and the "last number" fallback reads the reasoning (or the second
+    candidate of a hedge) as the answer.
     """
     match = NAIVE_ANSWER_RE.search(text)
     numbers = NAIVE_NUMBER_RE.findall((match.group(1) if match else text).replace(",", ""))
@@ -49,7 +53,7 @@ def naive_extract_answer(text: str) -> str | None:
 
 
 def naive_accuracy_reward(completions: Any, answer: Any, **kwargs: Any) -> list[float]:
-    """1.0 when the naive extraction equals the gold as floats (the copied notebook's rule)."""
+    """1.0 when the naive extraction equals the gold as floats."""
     rewards = []
     for completion, gold in zip(completions, answer, strict=True):
         found = naive_extract_answer(completion_text(completion))
@@ -124,10 +128,16 @@ def sample_group(
 class LabResult:
     """What one update of the lab shows: a table and the group's learning signal."""
 
-    table: pd.DataFrame  # one row per completion: reward parts, total, advantages
+    table: pd.DataFrame  # one row per completion: reward parts, total, both advantages
     weights: dict[str, float]  # the weights in effect (by reward name)
     zero_variance: bool  # every total equal: all advantages are 0, nothing to learn
     message: str
+    advantage_column: str = "adv_grpo"  # the advantage in use: adv_grpo or adv_dr_grpo
+
+    @property
+    def advantage(self) -> pd.Series:
+        """The advantages in use (GRPO's with std scaling on, Dr. GRPO's with it off)."""
+        return self.table[self.advantage_column]
 
 
 def lab_weights(accuracy: float, format_weight: float, tag_count: float,
@@ -153,7 +163,8 @@ def lab_update(
     """Score one group and compute its advantages exactly as GRPO would.
 
     ``scale_std=True`` divides by the group's std (GRPO, TRL's default); ``False`` only subtracts
-    the group mean (Dr. GRPO). Both columns are in the table; ``advantage`` is the one selected.
+    the group mean (Dr. GRPO). Both columns are in the table; ``advantage_column`` names the one
+    in use (and :attr:`LabResult.advantage` returns it).
     """
     from utils.rl import group_advantages
 
@@ -164,7 +175,7 @@ def lab_update(
     table = pd.DataFrame(scores, columns=[*REWARD_FUNCTIONS, "total"])
     table["adv_grpo"] = grpo.tolist()
     table["adv_dr_grpo"] = dr_grpo.tolist()
-    table["advantage"] = table["adv_grpo" if scale_std else "adv_dr_grpo"]
+    column = "adv_grpo" if scale_std else "adv_dr_grpo"
     table.insert(0, "completion", [_preview(completion_text(c)) for c in completions])
     if labels is not None:
         table.insert(0, "label", labels)
@@ -175,9 +186,9 @@ def lab_update(
     else:
         best = int(totals.argmax())
         message = (f"Group mean {totals.mean():.3f}, std {totals.std():.3f}; the best completion "
-                   f"(#{best}) gets advantage {table['advantage'][best]:+.3f}.")
+                   f"(#{best}) gets advantage {table[column][best]:+.3f}.")
     return LabResult(table=table, weights=dict(weights), zero_variance=zero_variance,
-                     message=message)
+                     message=message, advantage_column=column)
 
 
 def _preview(text: str, width: int = 60) -> str:
@@ -186,13 +197,43 @@ def _preview(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else "\u2026" + flat[-width:]
 
 
+_SHORT_NAMES = {"accuracy": "accuracy", "strict_format": "strict format",
+               "soft_format": "soft format", "tag_count": "tag count"}
+
+
 def render_result(result: LabResult) -> str:
-    """HTML for a lab result: the table with advantages coloured by sign, and the message."""
-    styled = (result.table.style.format(precision=3)
+    """HTML for a lab result: a compact table, advantages coloured by sign, and the message.
+
+    Each reward column's header shows its weight; a weight-0 column is greyed out and marked
+    "not counted", so the table says which format reward counts toward the total. The completion
+    previews are left out (the cell above prints the completions) so that the table fits a
+    1024 px laptop screen with the file browser open; a wrapper scrolls sideways if it does not.
+    """
+    table = result.table.drop(columns=["completion"], errors="ignore")
+    headers = {}
+    for name in REWARD_FUNCTIONS:
+        weight = result.weights.get(name, 0.0)
+        headers[name] = (f"{_SHORT_NAMES[name]} \u00d7{weight:g}" if weight
+                         else f"{_SHORT_NAMES[name]} (not counted)")
+    used = "\u25c0 in use"
+    headers["adv_grpo"] = "adv. GRPO" + (f" {used}" if result.advantage_column == "adv_grpo" else "")
+    headers["adv_dr_grpo"] = "adv. Dr. GRPO" + (
+        f" {used}" if result.advantage_column == "adv_dr_grpo" else "")
+    table = table.rename(columns=headers)
+    muted = [headers[name] for name in REWARD_FUNCTIONS if not result.weights.get(name, 0.0)]
+    styled = (table.style.format(precision=2)
               .map(lambda v: f"color: {'green' if v > 0 else 'red' if v < 0 else 'gray'}",
-                   subset=["adv_grpo", "adv_dr_grpo", "advantage"]))
+                   subset=[headers["adv_grpo"], headers["adv_dr_grpo"]])
+              .map(lambda v: "color: #aaa", subset=muted)
+              .set_table_styles([
+                  {"selector": "th, td", "props": "padding: 2px 6px; font-size: 12px"},
+                  {"selector": "th.col_heading", "props": "max-width: 7em; white-space: normal"},
+                  {"selector": "td.col0", "props": "max-width: 16em; white-space: normal"},
+              ])
+              .hide(axis="index"))
     colour = "#b00" if result.zero_variance else "#333"
-    return f"{styled.to_html()}<p style='color:{colour}'><b>{html.escape(result.message)}</b></p>"
+    return (f"<div style='overflow-x: auto; max-width: 100%'>{styled.to_html()}</div>"
+            f"<p style='color:{colour}'><b>{html.escape(result.message)}</b></p>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,7 +252,7 @@ class RewardLab:
 
 def build_lab(completions: list[Any], gold: str, labels: list[str] | None = None,
               weights: dict[str, float] | None = None) -> RewardLab:
-    """Sliders (accuracy, format, tag count weights) and toggles over one group of completions.
+    """Sliders (accuracy, format, tag count weights), the format rule and the std checkbox.
 
     Moving a control recomputes :func:`lab_update` and redraws the table. Works headless: setting
     a control's ``.value`` from code triggers the same update.
@@ -219,19 +260,23 @@ def build_lab(completions: list[Any], gold: str, labels: list[str] | None = None
     import ipywidgets as widgets
 
     start = weights or DEFAULT_WEIGHTS
-    slider = {"min": 0.0, "max": 2.0, "step": 0.05, "continuous_update": False}
+    slider = {"min": 0.0, "max": 2.0, "step": 0.05, "continuous_update": False,
+              "style": {"description_width": "initial"}}
     controls = {
-        "accuracy": widgets.FloatSlider(value=start.get("accuracy", 0.0), description="accuracy",
-                                        **slider),
+        "accuracy": widgets.FloatSlider(value=start.get("accuracy", 0.0),
+                                        description="accuracy weight", **slider),
         "format": widgets.FloatSlider(
             value=start.get("strict_format", 0.0) or start.get("soft_format", 0.0),
-            description="format", **slider),
+            description="format weight", **slider),
         "tag_count": widgets.FloatSlider(value=start.get("tag_count", 0.0),
-                                         description="tag count", **slider),
+                                         description="tag count weight", **slider),
         "format_kind": widgets.ToggleButtons(
             options=FORMAT_KINDS, value="soft" if start.get("soft_format") else "strict",
-            description="format"),
-        "scale_std": widgets.Checkbox(value=True, description="divide by group std (GRPO)"),
+            description="format rule", style={"description_width": "initial"},
+            tooltips=["strict_format_reward: the exact layout of the system prompt",
+                      "soft_format_reward: a think block then an answer block, any spacing"]),
+        "scale_std": widgets.Checkbox(value=True, description="divide by group std (GRPO)",
+                                      style={"description_width": "initial"}),
     }
     output = widgets.HTML()
     lab = RewardLab(widget=widgets.VBox([*controls.values(), output]), controls=controls,
