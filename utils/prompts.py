@@ -1,11 +1,22 @@
-"""The DeepSeek-R1-Zero style instruction: think in <think> tags, answer in <answer> tags.
+"""The instruction to think in <think> tags and answer in <answer> tags, in two forms.
 
-Two forms of the same instruction:
+- ``SYSTEM_PROMPT`` + :func:`build_messages`: what the course trains with. TRL applies the chat
+  model's template (Qwen2.5-Instruct, SmolLM2-Instruct) to the ``prompt`` column.
+- ``R1_ZERO_TEMPLATE`` + :func:`build_r1_zero_prompt`: the plain-text template of DeepSeek-R1-Zero
+  (DeepSeek-AI, 2025, Table 1), for base models without a chat template, with one addition: the
+  paper's template ends with "User: prompt. Assistant:"; ours appends an opening ``<think>`` after
+  "Assistant:", a prefill so that the completion starts inside the reasoning. Completions of this
+  template therefore have no opening ``<think>`` (see :mod:`utils.rewards`).
 
-- ``SYSTEM_PROMPT`` + :func:`build_messages` for chat models (Qwen2.5-Instruct, SmolLM2-Instruct):
-  TRL applies the model's chat template to the ``prompt`` column.
-- ``R1_ZERO_TEMPLATE`` + :func:`build_r1_zero_prompt`: the plain-text template of the R1 paper
-  (Table 1), for base models without a chat template.
+The two differ on purpose. R1-Zero's template is content-free: it fixes the format and nothing
+else, so that whatever reasoning behaviour appears (longer chains, re-checking) comes from RL, not
+from the prompt. The course's system prompt adds content: a persona ("careful math tutor"), "step
+by step", and "only the final numeric answer, with no units". The course trains small *instruct*
+models for a few hundred steps, not a base model for thousands: asking for the format and for
+step-by-step work gets well-formed, gradable completions from the first step (otherwise most
+groups score 0 everywhere and carry no signal), and a bare number is what the grader reads most
+reliably. The price: the step-by-step reasoning seen in training is prompted, so this course can
+not claim, as the R1 paper does, that such behaviour emerged from RL alone.
 
 The tags are ordinary text. They must not be tokenizer special tokens: TRL decodes completions with
 ``skip_special_tokens=True`` and would silently delete them.
@@ -42,5 +53,6 @@ def build_messages(question: str, system_prompt: str = SYSTEM_PROMPT) -> list[di
 
 
 def build_r1_zero_prompt(question: str) -> str:
-    """The plain R1-Zero template; the model continues after the opening ``<think>``."""
+    """The R1-Zero template around ``question``; the model continues after the opening ``<think>``
+    that this course appends to the paper's template (which ends with "Assistant:")."""
     return R1_ZERO_TEMPLATE.format(question=question.strip())
