@@ -58,6 +58,29 @@ def test_token_logprobs_read_the_right_positions():
     assert torch.allclose(logp[0], torch.stack([logits[2, 8], logits[3, 9]]), atol=1e-6)
 
 
+def test_shared_prefix_gives_the_same_logprobs_and_gradients():
+    from utils.models import load_for_inference
+    from utils.prompts import build_messages
+
+    model, tokenizer = load_for_inference("smoke")
+    batch = grpo_scratch.rollout(model, tokenizer, [build_messages("1 + 1?"),
+                                                    build_messages("What is 12 - 5?")],
+                                 ["2", "7"], group_size=2, max_new_tokens=6, seed=3)
+    args = (batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, 0.7)
+    grads, logps = [], []
+    for share in (False, True):
+        model.zero_grad()
+        logp = grpo_scratch.token_logprobs(model, *args, share_prefix=share, group_size=2)
+        (logp * batch.completion_mask).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                      if p.grad is not None})
+        logps.append((logp * batch.completion_mask).detach())
+    assert torch.allclose(logps[0], logps[1], atol=1e-5)
+    assert grads[0] and grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4), name
+
+
 def test_rollout_scores_groups_and_logs(tmp_path):
     from utils.models import load_for_inference
     from utils.prompts import build_messages

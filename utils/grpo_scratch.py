@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from utils import rl
-from utils.generation import _eos_ids, decode, render_prompt
+from utils.generation import _common_prefix, _eos_ids, decode, render_prompt
 from utils.rewards import score_completions
 
 
@@ -80,28 +80,68 @@ def rollout(model, tokenizer, prompts: Sequence, answers: Sequence[str], group_s
 
 def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                    completion_ids: torch.Tensor, completion_mask: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
+                   temperature: float = 1.0, share_prefix: bool = False,
+                   group_size: int = 1) -> torch.Tensor:
     """``(B, T)`` log-probability of each completion token under the model (with gradients).
 
     The logits at position ``t`` predict token ``t + 1``, so the completion's tokens are read from
     the positions just before them; logits are divided by the sampling temperature, as TRL does.
+
+    ``share_prefix=True`` computes the same numbers and gradients (the tests check) with far
+    fewer prompt tokens through the model, which is what a CPU needs: the prefix every row shares
+    (the system prompt) runs once, each question runs once for its group of ``group_size``
+    consecutive rows, and their keys and values are copied to the rows that need them.
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
     width = completion_ids.shape[1]
-    logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                   logits_to_keep=width + 1).logits[:, :-1].float() / temperature
+    if not share_prefix:
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       logits_to_keep=width + 1).logits[:, :-1]
+    else:
+        logits = _shared_prefix_logits(model, prompt_ids, prompt_mask, completion_ids,
+                                       completion_mask, group_size)
+    logits = logits.float() / temperature
     return torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def _shared_prefix_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                          group_size: int) -> torch.Tensor:
+    """Logits predicting each completion token: shared prefix once, each question once."""
+    from transformers import DynamicCache
+
+    rows = [ids[mask.bool()].tolist() for ids, mask in zip(prompt_ids, prompt_mask)]
+    questions = rows[::group_size]
+    if any(rows[i] != questions[i // group_size] for i in range(len(rows))):
+        raise ValueError("share_prefix: rows of a group must have the same prompt")
+    shared = _common_prefix(questions)
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([questions[0][:shared]]), past_key_values=cache, use_cache=True,
+          logits_to_keep=1)
+    cache.batch_repeat_interleave(len(questions))
+    suffix_ids, suffix_mask = _pad([q[shared:] for q in questions], 0, left=True)
+    mask = torch.cat([torch.ones(len(questions), shared, dtype=torch.long), suffix_mask], dim=1)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    last = model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions[:, shared:],
+                 past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    cache.batch_repeat_interleave(group_size)
+    mask = torch.cat([mask.repeat_interleave(group_size, 0), completion_mask], dim=1)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)[:, -completion_ids.shape[1]:]
+    rest = model(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
+                 past_key_values=cache, use_cache=True,
+                 logits_to_keep=completion_ids.shape[1]).logits
+    return torch.cat([last.repeat_interleave(group_size, 0), rest[:, :-1]], dim=1)
 
 
 def grpo_loss(model, batch: Rollout, group_size: int, temperature: float = 1.0,
               loss_type: str = "dapo", scale_rewards: str | None = "group",
               epsilon: float = 0.2, epsilon_high: float | None = None,
-              max_completion_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              max_completion_length: int | None = None,
+              share_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one on-policy GRPO step (``beta = 0``: no reference model) and the advantages."""
     advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
     logp = token_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
-                          batch.completion_mask, temperature)
+                          batch.completion_mask, temperature, share_prefix, group_size)
     loss = rl.grpo_loss(logp, None, None, advantages, batch.completion_mask, epsilon_low=epsilon,
                         epsilon_high=epsilon_high, loss_type=loss_type,
                         max_completion_length=max_completion_length)
