@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -242,13 +243,26 @@ table => {
 """
 
 
+def lab_controls(lab) -> dict:
+    """The lab's controls, found by widget class and (partial, case-insensitive) label text, so
+    that renaming a description or reordering the sliders does not break the check."""
+    def pick(selector: str, label: str):
+        found = lab.locator(selector).filter(has_text=re.compile(label, re.IGNORECASE))
+        return found.first if found.count() else lab.locator(selector).first
+
+    return {"accuracy": pick(".widget-slider", "accuracy"),
+            "kind": pick(".widget-toggle-buttons", "strict"),
+            "std": pick(".widget-checkbox", "std")}
+
+
 def lab_state(lab) -> dict:
     """What a learner sees of the reward lab: the toggle's selection, the checkbox, the table."""
+    controls = lab_controls(lab)
     return {
-        "selected": lab.locator(".widget-toggle-button.mod-active").all_inner_texts(),
-        "std_checked": lab.locator(".widget-checkbox input").is_checked(),
+        "selected": controls["kind"].locator(".widget-toggle-button.mod-active").all_inner_texts(),
+        "std_checked": controls["std"].locator("input").is_checked(),
+        "accuracy": controls["accuracy"].locator(".widget-readout").inner_text(),
         "table": lab.locator("table").first.inner_text(),
-        "sliders": lab.locator(".widget-slider .widget-readout").all_inner_texts(),
     }
 
 
@@ -260,7 +274,6 @@ def drive_reward_lab(page, panel, folder: Path) -> list[str]:
     if labs.count() == 0:
         return ["notebook 03: the reward lab (sliders, strict/soft toggle, std checkbox) is missing"]
     lab = labs.first
-    lab.scroll_into_view_if_needed()
     page.set_viewport_size({"width": 1024, "height": 768})  # a laptop screen, as the issue read it
     lab.scroll_into_view_if_needed()
     page.screenshot(path=str(folder / "reward-lab-1024x768.png"))
@@ -276,27 +289,28 @@ def drive_reward_lab(page, panel, folder: Path) -> list[str]:
                       "to switch it off")
 
     def changed(action: str, before: dict) -> dict:
-        page.wait_for_timeout(1500)  # the kernel recomputes, the HTML output redraws
-        after = lab_state(lab)
-        if after["table"] == before["table"]:
-            errors.append(f"reward lab: {action} did not change the table")
+        for _ in range(40):  # the kernel recomputes and the HTML output redraws: up to 20 s
+            page.wait_for_timeout(500)
+            after = lab_state(lab)
+            if after["table"] != before["table"]:
+                return after
+        errors.append(f"reward lab: {action} did not change the table")
         return after
 
-    # The accuracy weight: focus the first slider's handle and step it up with the arrow keys.
-    readouts = lab.locator(".widget-slider .widget-readout")
-    before = readouts.first.inner_text()
-    lab.locator(".widget-slider .noUi-handle").first.click()
+    controls = lab_controls(lab)
+    # The accuracy weight: click its slider's handle and step it up with the arrow keys.
+    controls["accuracy"].locator(".noUi-handle").click()
     for _ in range(4):
         page.keyboard.press("ArrowRight")
     page.wait_for_timeout(300)
-    if readouts.first.inner_text() == before:
-        errors.append(f"reward lab: the accuracy slider did not move (still {before})")
+    if lab_state(lab)["accuracy"] == state["accuracy"]:
+        errors.append(f"reward lab: the accuracy slider did not move (still {state['accuracy']})")
     state = changed("moving the accuracy slider", state)
     # The strict/soft toggle: click the button that is not selected.
-    lab.locator(".widget-toggle-button:not(.mod-active)").first.click()
+    controls["kind"].locator(".widget-toggle-button:not(.mod-active)").first.click()
     state = changed("flipping the strict/soft toggle", state)
     # The std checkbox: with the keyboard, as a participant tabbing through the controls would.
-    lab.locator(".widget-checkbox input").focus()
+    controls["std"].locator("input").focus()
     page.keyboard.press("Space")
     state = changed("the 'divide by group std' checkbox", state)
     lab.scroll_into_view_if_needed()
