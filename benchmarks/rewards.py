@@ -2,14 +2,16 @@
 
 Run: ``python benchmarks/rewards.py`` (``make bench``). Prints figures; asserts nothing.
 
-1. Agreement with the human labels of ``tests/data/reward_corpus.jsonl`` for three graders:
-   ours (``utils.rewards.accuracy_reward``), math_verify with its defaults (parse + verify) and the
-   naive "popular notebook" rule (one-line ``<answer>`` regex without DOTALL, else last number).
-   Targets for ours: >= 97% agreement, 0 wrong answers rewarded among hedges, candidate lists,
-   empty tags and injections.
-2. Throughput of ``accuracy_reward`` on ~1 KB completions on one core, next to math_verify on the
-   same inputs (math_verify is timed on a smaller sample; rates are per second).
-   Targets: >= 20,000 completions/s and >= 10x math_verify.
+1. Agreement with the labels of ``tests/data/reward_corpus.jsonl`` for three graders: ours
+   (``utils.rewards.accuracy_reward``, given the rows' questions where they have one, as TRL
+   gives it the ``question`` column), math_verify with its defaults (parse + verify) and the naive
+   grader the course composes (one-line ``<answer>`` regex without DOTALL, else last number).
+   The corpus was written together with our grader: its agreement is in-sample (a regression
+   check), not a measure on unseen completions. Targets for ours on unseen, independently
+   labelled corpora: >= 97% agreement and no wrong answer rewarded.
+2. Throughput of ``accuracy_reward`` on ~1 KB completions (with their questions) on one core, next
+   to math_verify on the same inputs (math_verify is timed on a smaller sample; rates are per
+   second). Targets: >= 20,000 completions/s and >= 10x math_verify.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ GRADERS: dict[str, Callable[..., list[float]]] = {
 def agreement_report(rows: list[dict]) -> None:
     completions = [row["completion"] for row in rows]
     golds = [row["gold"] for row in rows]
+    questions = [row.get("question") for row in rows]
     labels = [row["label"] == "correct" for row in rows]
     hack_rows = [i for i, row in enumerate(rows)
                  if row["category"] in HACK_CATEGORIES and row["label"] == "incorrect"]
@@ -47,7 +50,8 @@ def agreement_report(rows: list[dict]) -> None:
           f"{', '.join(HACK_CATEGORIES)}")
     print(f"{'grader':<14}{'agreement':>11}{'false +':>9}{'false -':>9}{'hacks rewarded':>16}")
     for name, grader in GRADERS.items():
-        rewards = [reward == 1.0 for reward in grader(completions, answer=golds)]
+        rewards = [reward == 1.0 for reward in grader(completions, answer=golds,
+                                                      question=questions)]
         agree = sum(r == label for r, label in zip(rewards, labels, strict=True))
         false_pos = sum(r and not label for r, label in zip(rewards, labels, strict=True))
         false_neg = sum(label and not r for r, label in zip(rewards, labels, strict=True))
@@ -60,11 +64,11 @@ def agreement_report(rows: list[dict]) -> None:
         print(" " * 14 + "  ".join(f"{cat}: {sum(v)}/{len(v)}" for cat, v in by_category.items()))
 
 
-def one_kb_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
+def one_kb_completions(count: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
     """~1 KB completions built from GSM8K solutions, in the formats a policy produces."""
     dataset = load_gsm8k("train", n=min(count, 2000), seed=seed)
     rng = random.Random(seed)
-    completions, golds = [], []
+    completions, golds, questions = [], [], []
     for i in range(count):
         row = dataset[i % len(dataset)]
         steps = row["solution"].split("####")[0].strip()
@@ -82,16 +86,17 @@ def one_kb_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]
             text = f"<think>\n{reasoning}\n</think>\n<answer>\n{answer} or {answer}0\n</answer>"
         completions.append(text)
         golds.append(row["answer"])
-    return completions, golds
+        questions.append(row["question"])
+    return completions, golds, questions
 
 
 def rate(grader: Callable[..., list[float]], completions: list[str], golds: list[str],
-         min_seconds: float = 2.0) -> float:
+         questions: list[str], min_seconds: float = 2.0) -> float:
     """Completions per second, repeating the whole list until ``min_seconds`` have passed."""
-    grader(completions[:10], answer=golds[:10])  # warm up imports and regex caches
+    grader(completions[:10], answer=golds[:10], question=questions[:10])  # warm up caches
     done, start = 0, time.perf_counter()
     while True:
-        grader(completions, answer=golds)
+        grader(completions, answer=golds, question=questions)
         done += len(completions)
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
@@ -99,11 +104,12 @@ def rate(grader: Callable[..., list[float]], completions: list[str], golds: list
 
 
 def throughput_report() -> None:
-    completions, golds = one_kb_completions(20_000)
+    completions, golds, questions = one_kb_completions(20_000)
     size = sum(len(c) for c in completions) / len(completions)
-    ours = rate(accuracy_reward, completions, golds)
+    ours = rate(accuracy_reward, completions, golds, questions)
     sample = 300
-    theirs = rate(math_verify_reward, completions[:sample], golds[:sample], min_seconds=5.0)
+    theirs = rate(math_verify_reward, completions[:sample], golds[:sample], questions[:sample],
+                  min_seconds=5.0)
     print(f"Throughput on one core ({platform.processor() or platform.machine()}), "
           f"mean completion {size:.0f} chars, 4 formats mixed")
     print(f"  ours        {ours:>10,.0f} completions/s  (20,000 completions)")

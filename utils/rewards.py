@@ -66,6 +66,7 @@ template the opening ``<think>`` sits in the prompt, so prepend it before scorin
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -168,7 +169,8 @@ def _normalise(text: str) -> str:
 
 def _clean_number_text(text: str) -> str:
     """Undo LaTeX and markdown dressing: ``\\$18``, ``18\\%``, ``\\text{ dollars}``, ``**18**``."""
-    text = _LATEX_WRAPPER_RE.sub(r"\1", text)
+    if "\\" in text:
+        text = _LATEX_WRAPPER_RE.sub(r"\1", text)
     for old, new in (("\\$", "$"), ("\\%", "%"), ("{,}", ","), ("\\,", ""), ("\\!", ""),
                      ("\\left", ""), ("\\right", ""), ("\\ ", " ")):
         if old in text:
@@ -366,6 +368,7 @@ _SENTENCE_END_RE = re.compile(r"\.(?!\d)|\n")
 _HASHES_RE = re.compile(r"####[ \t]*(?=[-$\u00a3\u20ac\d\\.])([^\n]*)")
 _BOX_OPEN_RE = re.compile(r"\\(?:boxed|fbox)\{")
 _ANY_TAG_RE = re.compile(r"<\s*(/?)\s*(answer|think)\s*>", re.IGNORECASE)
+_TAG_FIND_RE = re.compile(r"<\s*/?\s*(?:answer|think)\s*>", re.IGNORECASE)
 _CANONICAL_TAGS = {("", "answer"): ANSWER_OPEN, ("/", "answer"): ANSWER_CLOSE,
                    ("", "think"): THINK_OPEN, ("/", "think"): THINK_CLOSE}
 # What may stand between two statements of one answer (else the later one revises the earlier).
@@ -383,7 +386,7 @@ _TO_THE_GRADER_RE = re.compile(
     r"|mark (?:this|it|me|the answer) (?:as )?correct|output 1)\b",
     re.IGNORECASE,
 )
-_GRADER_WORDS = ("grad", "evaluat", "reward", "ignore", "mark ", "output 1")
+_GRADER_HINT_RE = re.compile("grad|evaluat|reward|ignore|mark |output 1")  # fast pre-check
 _STATEMENT_END_RE = re.compile(r"[.!?](?=\s)|\n")
 _STATEMENT_TAIL = 3000  # the final statement is read from the last characters only
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,80})\*\*")
@@ -700,8 +703,7 @@ def _last_numeric_sentence(text: str) -> str:
 
 
 def _to_the_grader(text: str) -> bool:
-    lower = text.lower()
-    return any(word in lower for word in _GRADER_WORDS) and bool(_TO_THE_GRADER_RE.search(text))
+    return bool(_GRADER_HINT_RE.search(text.lower())) and bool(_TO_THE_GRADER_RE.search(text))
 
 
 def _content_words(text: str) -> set[str]:
@@ -729,7 +731,7 @@ def _restates_question(reading: _Reading, question: str) -> bool:
 def _final_reading(text: str, question: str = "") -> _Reading | str:
     """The final answer of a completion under the grading policy (rules 1-4 and 8)."""
     text = _normalise(text)
-    if "<" in text and any(m.group() not in TAGS for m in _ANY_TAG_RE.finditer(text)):
+    if "<" in text and any(tag not in TAGS for tag in _TAG_FIND_RE.findall(text)):
         text = _ANY_TAG_RE.sub(lambda m: _CANONICAL_TAGS[m[1], m[2].lower()], text)
     outside = _outside_reasoning(text)
     spans = _slot_spans(outside)
@@ -772,6 +774,7 @@ def _unit_name(word: str) -> str:
     return "foot" if word == "feet" else word.removesuffix("s") if len(word) > 2 else word
 
 
+@functools.lru_cache(maxsize=1024)  # a group's completions share their question
 def _asked_sentence(question: str) -> str:
     """The part of the question that asks (its last sentence with a question mark, else its
     last sentence), lower-cased: "how many minutes", "what percentage" are read from it."""
@@ -782,6 +785,8 @@ def _asked_sentence(question: str) -> str:
 
 def _same_quantity(answer: Quantity, gold: Fraction, completion: str, question: str) -> bool:
     """Whether the stated answer is the gold quantity: value, magnitude, percent and unit."""
+    if not (answer.scale or answer.percent or answer.currency or answer.unit):
+        return answer.value == gold  # a bare number: no unit rule applies
     asked = _asked_sentence(question) if question else ""
     value = answer.value
     if answer.scale and asked:
@@ -830,6 +835,11 @@ def _question_of(prompt: Any) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=4096)  # a group's completions share their gold
+def _gold_value(gold: str) -> Fraction | None:
+    return parse_number(gold)
+
+
 def extract_final_answer(text: Any, question: str | None = None) -> str | None:
     """The one final answer of a completion, as written (``"18"``, ``"$18.00"``), or None.
 
@@ -851,7 +861,7 @@ def is_correct(completion: Any, gold: Any, question: str | None = None) -> bool:
     No tolerance and no percent rescaling: ``0.2`` is not ``20``, ``17.99`` is not ``18``. With the
     ``question`` the unit rules of the policy use it ("how many minutes", "what percent").
     """
-    gold_value = _safe(parse_number, gold)
+    gold_value = _safe(_gold_value, gold) if isinstance(gold, str) else _safe(parse_number, gold)
     if not isinstance(gold_value, Fraction):  # None, or 0 from a failed parse
         return False
     text = completion_text(completion)
