@@ -242,17 +242,21 @@ def test_parsers_disagree_where_they_should():
     for text, expected in cases.items():
         got = (strict(text, "18"), last(text, "18"), ours_strict(text, "18"), ours(text, "18"))
         assert got == expected, text
-    assert last("She has 4 apples and buys 18", "18") and not ours("She has 4 and buys 18", "18")
+    # a right number that was never stated as the answer (the grader reads final statements,
+    # so the sentence must not be one: "she buys 18" would be)
+    never_an_answer = "She has 4 apples. We still need to feed all 18 chickens"
+    assert last(never_an_answer, "18") and not ours(never_an_answer, "18")
 
 
 def test_parser_comparison_table_and_disagreements():
-    rows = make_rows({0: ["<answer>18.00</answer>"], 1: [GOOD], 2: ["so 18 in all"]})
+    never_an_answer = "She has 4 apples. We still need to feed all 18 chickens"  # no answer
+    rows = make_rows({0: ["<answer>18.00</answer>"], 1: [GOOD], 2: [never_an_answer]})
     table = evaluation.parser_comparison({"run": rows})
     assert table.loc["strict regex (tags, string match)", "run"] == pytest.approx(1 / 3)
     assert table.loc["ours, lenient (utils.rewards.is_correct)", "run"] == pytest.approx(2 / 3)
     assert table.loc["flexible last number", "run"] == pytest.approx(2 / 3)
     disagreements = evaluation.parser_disagreements(rows)
-    assert [d["completion"] for d in disagreements] == ["<answer>18.00</answer>", "so 18 in all"]
+    assert [d["completion"] for d in disagreements] == ["<answer>18.00</answer>", never_an_answer]
 
 
 # ----------------------------------------------------------------------------- plots
