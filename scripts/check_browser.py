@@ -181,6 +181,7 @@ INSPECT_JS = """
 CLOSE_JS = """
 async () => {
   const panel = window.__panel;
+  if (!panel || panel.isDisposed) return;
   await panel.sessionContext.shutdown();
   panel.dispose();
 }
@@ -357,6 +358,7 @@ def main() -> int:
     args = parser.parse_args()
     ensure_chromium()
     ensure_playwright()
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(exist_ok=True)
@@ -382,7 +384,12 @@ def main() -> int:
             page.evaluate("() => window.jupyterapp.started")
             for relpath in selected:
                 t0 = time.perf_counter()
-                errors, notes = check_notebook(page, relpath, console)
+                try:
+                    errors, notes = check_notebook(page, relpath, console)
+                except PlaywrightError as error:  # a step timed out: report it, go on
+                    errors, notes = [f"browser: {str(error).splitlines()[0]}"], []
+                    with contextlib.suppress(PlaywrightError):
+                        page.evaluate(CLOSE_JS)
                 verdict = "FAIL" if errors else "ok"
                 print(f"{verdict:4} {relpath} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 for line in errors:
