@@ -386,7 +386,6 @@ _TO_THE_GRADER_RE = re.compile(
     r"|mark (?:this|it|me|the answer) (?:as )?correct|output 1)\b",
     re.IGNORECASE,
 )
-_GRADER_HINT_RE = re.compile("grad|evaluat|reward|ignore|mark |output 1")  # fast pre-check
 _STATEMENT_END_RE = re.compile(r"[.!?](?=\s)|\n")
 _STATEMENT_TAIL = 3000  # the final statement is read from the last characters only
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,80})\*\*")
@@ -423,7 +422,11 @@ def _read_slot(slot: str) -> _Reading | str:
     """
     if len(slot) > _MAX_SLOT_CHARS:
         return _AMBIGUOUS
-    text = _clean_number_text(slot)
+    text = slot.strip()
+    if text.isdigit() and text.isascii() and len(text) <= _MAX_DIGITS:  # the usual case: "18"
+        value = Fraction(int(text))
+        return _Reading(text, Quantity(value, value, "", False, False, ""), text)
+    text = _clean_number_text(text)
     if not text:
         return _EMPTY
     if _QUALIFIER_RE.search(text):
@@ -703,7 +706,10 @@ def _last_numeric_sentence(text: str) -> str:
 
 
 def _to_the_grader(text: str) -> bool:
-    return bool(_GRADER_HINT_RE.search(text.lower())) and bool(_TO_THE_GRADER_RE.search(text))
+    lower = text.lower()  # plain substring checks first: far faster than the regex on 1 KB
+    hint = ("grad" in lower or "evaluat" in lower or "reward" in lower or "ignore" in lower
+            or "mark " in lower or "output 1" in lower)
+    return hint and bool(_TO_THE_GRADER_RE.search(text))
 
 
 def _content_words(text: str) -> set[str]:
@@ -745,7 +751,8 @@ def _final_reading(text: str, question: str = "") -> _Reading | str:
         reading = _final_statement(outside)
         if reading == _EMPTY and outside is not text and (inside := _slot_spans(text)):
             reading = _last_statement_group(text, inside, _read_slot)
-    if isinstance(reading, _Reading) and question and _restates_question(reading, question):
+    if isinstance(reading, _Reading) and question and reading.source != reading.text \
+            and _restates_question(reading, question):
         return _AMBIGUOUS
     return reading
 
