@@ -87,6 +87,9 @@ _MAX_SLOT_CHARS = 10_000  # an answer slot longer than this is rambling, not a f
 _MINUS_CHARS = "\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
 _SPACE_CHARS = "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
 _ODD_CHARS_RE = re.compile(f"[{_MINUS_CHARS}{_SPACE_CHARS}]")
+_SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+_SUPERSCRIPT_MAP = str.maketrans(_SUPERSCRIPTS + "\u207b", "0123456789-")
+_SUPERSCRIPT_RE = re.compile(f"10([\u207b]?[{_SUPERSCRIPTS}]+)")
 _CHAR_MAP = str.maketrans({**dict.fromkeys(_MINUS_CHARS, "-"), **dict.fromkeys(_SPACE_CHARS, " ")})
 
 _SCALE_FACTORS = {
@@ -161,10 +164,15 @@ class Quantity(NamedTuple):
 
 
 def _normalise(text: str) -> str:
-    """Dashes used as minus signs become ``-``; no-break and thin spaces become spaces."""
-    if text.isascii() or not _ODD_CHARS_RE.search(text):
+    """Dashes used as minus signs become ``-``; no-break and thin spaces become spaces;
+    superscript powers of ten (``10\u2074``) become ``10^4``."""
+    if text.isascii():
         return text
-    return text.translate(_CHAR_MAP)
+    if _ODD_CHARS_RE.search(text):
+        text = text.translate(_CHAR_MAP)
+    if "10" in text and _SUPERSCRIPT_RE.search(text):
+        text = _SUPERSCRIPT_RE.sub(lambda m: "10^" + m[1].translate(_SUPERSCRIPT_MAP), text)
+    return text
 
 
 def _clean_number_text(text: str) -> str:
@@ -492,13 +500,25 @@ def _read_equation(text: str, source: str) -> _Reading | str:
 
 
 def _token(match: re.Match, text: str, source: str | None = None, group: int = 0) -> _Reading | str:
-    """The number a regex match points at, read with the unit word that follows it."""
+    """The number a regex match points at, read with the words around it that change it: a unit
+    word after it, "below zero" after it, "negative" right before it."""
     token = match.group(group)
-    quantity = read_quantity(token + " " + _first_word(text[match.end(group):]))
+    after = text[match.end(group):]
+    below_zero = _TOKEN_BELOW_ZERO_RE.match(after)
+    if below_zero:
+        token += below_zero.group()
+    elif _NEGATIVE_BEFORE_RE.search(text, 0, match.start(group)) and token[:1].isdigit():
+        token = "-" + token
+    quantity = read_quantity(token + " " + _first_word(after if not below_zero else ""))
     if quantity is None:
         quantity = read_quantity(token)
     return _AMBIGUOUS if quantity is None else _Reading(token.strip(), quantity,
                                                          text if source is None else source)
+
+
+_TOKEN_BELOW_ZERO_RE = re.compile(r"(?:\s*(?:\u00b0\s*[CF]?|degrees?(?: (?:celsius|fahrenheit))?))?"
+                                  r"\s+below (?:zero|0)\b", re.IGNORECASE)
+_NEGATIVE_BEFORE_RE = re.compile(r"\bnegative\s*$", re.IGNORECASE)
 
 
 def _agree(readings: list[_Reading | str]) -> _Reading | str:
@@ -694,13 +714,20 @@ def _final_statement(outside: str) -> _Reading | str:
     return _read_working(text, sentence)
 
 
+# A check or a note after the result is not the result: "Check: 18 / 9 = 2." "Note: 50 min..."
+_AFTERTHOUGHT_RE = re.compile(
+    r"[\s(*_#>-]*(?:check|verify|verification|double[- ]check|let'?s (?:check|verify)|note"
+    r"|to (?:check|verify)|p\.?s\.?)\b", re.IGNORECASE)
+
+
 def _last_numeric_sentence(text: str) -> str:
-    """The last sentence (or line) of ``text`` that contains a digit, with its end mark."""
+    """The last sentence (or line) of ``text`` that contains a digit and is not a check or a
+    note added after the result, with its end mark."""
     starts = [0] + [m.end() for m in _STATEMENT_END_RE.finditer(text)]
     ends = starts[1:] + [len(text)]
     for start, end in zip(reversed(starts), reversed(ends), strict=True):
         sentence = text[start:end].strip()
-        if any(ch.isdigit() for ch in sentence):
+        if any(ch.isdigit() for ch in sentence) and not _AFTERTHOUGHT_RE.match(sentence):
             return sentence
     return ""
 
