@@ -382,7 +382,8 @@ _CANONICAL_TAGS = {("", "answer"): ANSWER_OPEN, ("/", "answer"): ANSWER_CLOSE,
 # What may stand between two statements of one answer (else the later one revises the earlier).
 _CONNECTOR_RE = re.compile(
     r"(?:[\s,;/|&.:!*()\[\]{}$\\-]|\b(?:or|and|also|then|either|alternatively|otherwise|else"
-    r"|maybe|perhaps|possibly|probably|boxed|fbox)\b)*",
+    r"|maybe|perhaps|possibly|probably|boxed|fbox|the|so|thus|therefore|hence|final|answer|is|my"
+    r"|result)\b)*",
     re.IGNORECASE,
 )
 _DOUBT_RE = re.compile(r"\b(?:or|maybe|perhaps|possibly|probably|alternatively|either|could"
