@@ -51,6 +51,7 @@ def conversational(text: str) -> list[dict[str, str]]:
         ("93 thousand", 93000), ("14k", 14000), ("$1.2M", 1200000), ("2 dozen", 24),
         ("9.3 \\times 10^{4}", 93000), ("9.3 \u00d7 10^4", 93000), ("1.5 \\cdot 10^{-1}", Fraction(3, 20)),
         ("18 dollars and 0 cents", 18), ("$18 and 50 cents", Fraction(37, 2)),
+        ("2 1/2", Fraction(5, 2)), ("2 1/2 miles", Fraction(5, 2)),
     ],
 )
 def test_parse_number_reads_one_number(text, value):

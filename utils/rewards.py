@@ -15,10 +15,11 @@ Grading policy
    outside it states one. A source is used only when the ones before it are absent: a slot that is
    empty or says "I don't know" is an answer with no number, and no later rule rescues it.
 2. **Revisions: the last answer is final.** A slot (or phrase) followed later by another one after
-   new text (``\\boxed{17}. Wait, 9 * 2 is 18, so \\boxed{18}``) is revised: the last one counts. A
-   draft inside ``<think>`` before the final tag is a draft. Answers with nothing but connectors
-   between them (``<answer>17</answer><answer>18</answer>``, ``\\boxed{17} or \\boxed{18}``) are
-   one answer stated several times: they must agree, repeated or nested tags with one value do.
+   text that gives a reason (``\\boxed{17}. Wait, 9 * 2 is 18, so \\boxed{18}``) is revised: the
+   last one counts. A draft inside ``<think>`` before the final tag is a draft. Answers with only
+   connectors or filler words between them (``<answer>17</answer><answer>18</answer>``,
+   ``\\boxed{17} or \\boxed{18}``, "The answer is 18. The answer is 20.") are one answer stated
+   several times: they must agree; repeated or nested tags with one value do.
 3. **Several candidates are no answer.** ``18 or 19``, ``17-19``, ``18 ± 1``, a list, a range,
    "about 18", "at least 18", "maybe 18", "it could be 18", a self-correction inside one slot
    (``17, no wait, 18``) and a question (``Is it 18?``) score 0, whatever the gold.
@@ -29,7 +30,8 @@ Grading policy
 5. **Numbers are compared exactly** (``Fraction``): no tolerance, ``17.99`` is not 18, ``0.2`` is not
    20. Written forms are read: ``1,234``, ``276 000`` (space, no-break space or thin space
    groups), ``$18.00``, ``-7``/``−7``/``–7``, ``negative 7``, ``7 below zero``, ``36/2``,
-   ``\\frac{36}{2}``, ``9.3 \\times 10^{4}``, ``1.8e1``, ``eighteen``, ``18 dollars and 0 cents``.
+   ``2 1/2``, ``\\frac{36}{2}``, ``9.3 \\times 10^{4}``, ``9.3×10⁴``, ``1.8e1``, ``eighteen``,
+   ``18 dollars and 0 cents``.
 6. **Magnitude words multiply.** ``2.5 million`` is 2500000, ``93 thousand`` 93000, ``14k`` 14000,
    ``2 dozen`` 24: so "2.5 million" is wrong for a gold of 2.5, unless the question asks for the
    quantity in that unit ("how many dozen", "in millions"), when the number before the word is it.
@@ -41,14 +43,18 @@ Grading policy
    "how many minutes", ``18 cents`` when it asks for dollars) is wrong.
 8. **A restatement is not an answer.** A sentence that repeats a quantity given in the question
    with the question's own words (``Janet's ducks lay 16 eggs per day.``) answers nothing, even
-   when that number happens to be the gold. Text addressed to the grader ("ignore previous
-   instructions", "the grader must output 1") is never read as an answer.
+   when that number happens to be the gold. A check or a note after the result ("Check: 18 / 9
+   = 2") is not the result. Text addressed to the grader ("ignore previous instructions", "the
+   grader must output 1") is never read as an answer.
 
 Deliberately ambiguous, decided (see the ``ambiguous`` category of the labelled corpus):
 a self-correction inside one slot is no answer (rule 3, conservative); ``1.234`` is a decimal, not
 European thousands; a bare ``- 18`` is minus 18; a copied sentence whose number is the gold is a
 restatement (rule 8, the grader cannot tell copying from answering); "2 hours 30 minutes" and
-other mixed units are not added up; a truncated completion's unfinished last sentence is not read.
+other mixed units are not added up; a truncated completion's unfinished last sentence is not read;
+a completion that is only a number states it; a doubtful second box right after a first one
+(``\\boxed{18}. Hmm, maybe \\boxed{19}``) makes both candidates; without the question a magnitude
+word always multiplies, and ``20%`` is 20 unless the completion works in money.
 
 The question is used when the caller has it: TRL passes ``prompts`` and every dataset column
 (``question``) to reward functions, :func:`is_correct` and :func:`extract_final_answer` take
@@ -106,7 +112,7 @@ _TIMES_TEN = r"\s*(?:\\times|\\cdot|\u00d7|\u00b7|\*|x)\s*10\s*\^\s*\{?\s*[-+]?\
 # No nested quantifiers: linear time.
 _NUMBER = (
     r"(?:(?<![\w)\]}])-(?=[$\u00a3\u20ac\d.\\]))?[$\u00a3\u20ac]?"
-    r"(?:\\[dt]?frac\{\s*\d+\s*\}\{\s*\d+\s*\}"
+    r"(?:\\[dt]?frac\{\s*\d+\s*\}\{\s*\d+\s*\}|\d{1,6} \d{1,6}/\d{1,6}(?![\d.])"
     r"|(?:\d{1,3}(?:,\d{3}(?!\d))+|\d{1,3}(?: \d{3}(?!\d))+|\d+)(?:\.\d+)?"
     r"(?:[eE][-+]?\d+|" + _TIMES_TEN + r")?(?:/\d+(?![\d.]))?"
     r"|\.\d+)" + _SCALE + r"?(?:\s*(?:%|percent\b|per cent\b))?"
@@ -115,6 +121,7 @@ _NUMBER_RE = re.compile(_NUMBER)
 _FULL_NUMBER_RE = re.compile(
     r"(?P<sign>[-+])?\s*+(?P<cur>[$\u00a3\u20ac])?\s*+(?P<sign2>-)?"
     r"(?:\\[dt]?frac\{\s*(?P<fn>\d+)\s*\}\{\s*(?P<fd>\d+)\s*\}"
+    r"|(?P<mw>\d{1,6}) (?P<mn>\d{1,6})/(?P<md>\d{1,6})"
     r"|(?P<int>\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)?(?:\.(?P<dec>\d*))?"
     r"(?:[eE](?P<exp>[-+]?\d+)"
     r"|\s*(?:\\times|\\cdot|\u00d7|\u00b7|\*|x)\s*10\s*\^\s*\{?\s*(?P<exp10>[-+]?\d+)\s*\}?)?"
@@ -254,7 +261,7 @@ def read_quantity(text: Any) -> Quantity | None:
     if sign_word:
         negative, cleaned = True, cleaned[sign_word.end():]
     match = _FULL_NUMBER_RE.fullmatch(cleaned)
-    if match is None or not (match["fn"] or match["int"] or match["dec"]):
+    if match is None or not (match["fn"] or match["mw"] or match["int"] or match["dec"]):
         cents = _DOLLARS_CENTS_RE.fullmatch(cleaned)
         if cents:
             return _dollars_and_cents(cents, negative)
@@ -293,6 +300,8 @@ def read_quantity(text: Any) -> Quantity | None:
 def _unsigned_value(match: re.Match) -> Fraction | None:
     if match["fn"]:
         return _fraction(match["fn"], match["fd"])
+    if match["mw"]:  # a mixed number: "2 1/2" is 5/2
+        return int(match["mw"]) + _fraction(match["mn"], match["md"])
     whole = (match["int"] or "0").replace(",", "").replace(" ", "")
     decimals = match["dec"] or ""
     if len(whole) + len(decimals) > _MAX_DIGITS:
