@@ -90,7 +90,7 @@ _MAX_EXPONENT = 300  # 1e999999999 would take minutes to build exactly
 _MAX_SLOT_CHARS = 10_000  # an answer slot longer than this is rambling, not a final answer
 
 # Dashes used as minus signs and spaces used as thousands separators, mapped to "-" and " ".
-_MINUS_CHARS = "\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
+_MINUS_CHARS = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"
 _SPACE_CHARS = "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
 _ODD_CHARS_RE = re.compile(f"[{_MINUS_CHARS}{_SPACE_CHARS}]")
 _SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
@@ -187,10 +187,14 @@ def _clean_number_text(text: str) -> str:
     if "\\" in text:
         text = _LATEX_WRAPPER_RE.sub(r"\1", text)
     for old, new in (("\\$", "$"), ("\\%", "%"), ("{,}", ","), ("\\,", ""), ("\\!", ""),
-                     ("\\left", ""), ("\\right", ""), ("\\ ", " ")):
+                     ("\\left", ""), ("\\right", ""), ("\\ ", " "),
+                     ("\\(", ""), ("\\)", ""), ("\\[", ""), ("\\]", "")):
         if old in text:
             text = text.replace(old, new)
-    return text.strip().strip("*`_ ").rstrip(".").strip()
+    text = text.strip().strip("*`_ ").rstrip(".").strip()
+    if len(text) > 2 and text[0] == text[-1] == "$":  # LaTeX inline maths, not dollars: $18$
+        text = text[1:-1].strip()
+    return text
 
 
 def _words_to_number(text: str) -> Fraction | None:
