@@ -807,19 +807,29 @@ _MONEY_RE = re.compile(r"[$\u00a3\u20ac]|\b(?:dollars?|cents?|money|cost|costs|p
                        r"|spend|spent|earn|earns|earned|profit|budget)\b", re.IGNORECASE)
 _SCALE_WORDS = {"k": "thousand", "m": "million", "mn": "million", "bn": "billion"}
 _UNIT_FAMILIES = (
-    frozenset({"second", "sec", "minute", "min", "hour", "hr", "day", "week", "month", "year"}),
-    frozenset({"inch", "foot", "ft", "yard", "mile", "millimeter", "mm", "centimeter", "cm",
-               "meter", "metre", "kilometer", "km"}),
-    frozenset({"gram", "kilogram", "kg", "ounce", "oz", "pound", "lb", "ton"}),
-    frozenset({"milliliter", "ml", "liter", "litre", "gallon", "quart", "pint", "cup"}),
+    frozenset({"second", "minute", "hour", "day", "week", "month", "year"}),
+    frozenset({"inch", "foot", "yard", "mile", "millimeter", "centimeter", "meter", "kilometer"}),
+    frozenset({"gram", "kilogram", "ounce", "pound", "ton"}),
+    frozenset({"milliliter", "liter", "gallon", "quart", "pint", "cup"}),
     frozenset({"dollar", "cent"}),
 )
+_UNIT_ALIASES = {
+    "sec": "second", "min": "minute", "hr": "hour", "ft": "foot", "feet": "foot", "yd": "yard",
+    "mi": "mile", "mm": "millimeter", "cm": "centimeter", "meter": "meter", "metre": "meter",
+    "km": "kilometer", "kilometre": "kilometer", "centimetre": "centimeter",
+    "millimetre": "millimeter", "g": "gram", "kg": "kilogram", "oz": "ounce", "lb": "pound",
+    "ml": "milliliter", "litre": "liter", "millilitre": "milliliter", "usd": "dollar",
+    "buck": "dollar",
+}
 
 
 def _unit_name(word: str) -> str:
-    """``Minutes`` -> ``minute``, ``feet`` -> ``foot``, ``lbs`` -> ``lb``."""
+    """``Minutes`` -> ``minute``, ``feet`` -> ``foot``, ``lbs`` -> ``pound``, ``km`` ->
+    ``kilometer``: one name per unit."""
     word = word.lower()
-    return "foot" if word == "feet" else word.removesuffix("s") if len(word) > 2 else word
+    if word not in _UNIT_ALIASES and len(word) > 2:
+        word = word.removesuffix("s")
+    return _UNIT_ALIASES.get(word, word)
 
 
 @functools.lru_cache(maxsize=1024)  # a group's completions share their question
