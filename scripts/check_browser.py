@@ -347,7 +347,10 @@ def check_notebook(page, relpath: Path, console: list[str]) -> tuple[list[str], 
     if relpath.name.startswith("03_") and relpath.parent == Path("."):  # the lab, not solutions
         errors += drive_reward_lab(page, panel, folder)
     errors += [f"browser console: {message}" for message in console[start:]]
-    notes.append(f"{result['widgets']} widget outputs, {saved} screenshots in {folder}")
+    figures = sum("image/png" in output.get("data", {}) for cell in result["cells"]
+                  for output in cell.get("outputs", []))
+    notes.append(f"{figures} figures, {result['widgets']} widget outputs, {saved} screenshots "
+                 f"in {folder}")
     page.evaluate(CLOSE_JS)
     return errors, notes
 
