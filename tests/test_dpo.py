@@ -159,3 +159,10 @@ def test_train_dpo_moves_a_lora_policy_towards_the_chosen_side(tmp_path):
     margins = [row["rewards/margins"] for row in trainer.state.log_history
                if "rewards/margins" in row]
     assert sum(margins[-2:]) / 2 > 0.02  # chosen now more likely than rejected, vs the reference
+    # after training, with TRL's frozen "ref" adapter: ours uses the LoRA switched off instead
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.eval()
+    with torch.no_grad():
+        theirs = trainer.compute_loss(trainer.model, batch).item()
+        ours = dpo.dpo_loss_on_batch(trainer.model, trainer.model.disable_adapter, batch).loss
+    assert abs(ours.item() - theirs) < TOL and abs(theirs - math.log(2)) > 1e-3
