@@ -456,16 +456,17 @@ def _read_slot(slot: str) -> _Reading | str:
     boxes = _boxed_contents(text)
     if boxes:
         return _agree([_read_slot(box) for box in boxes])
+    tokens = list(_NUMBER_RE.finditer(text))
+    if len(tokens) > 1 and (_HEDGE_RE.search(text)
+                            or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text))):
+        return _AMBIGUOUS  # several candidates (checked first: it is the cheap common case)
     quantity = read_quantity(text)
     if quantity is not None:
         return _Reading(text, quantity, slot)
-    tokens = list(_NUMBER_RE.finditer(text))
     if not tokens:
         return _EMPTY
     if len(tokens) == 1:
         return _token(tokens[0], text)
-    if _HEDGE_RE.search(text) or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text)):
-        return _AMBIGUOUS
     return _read_working(text, slot)
 
 
