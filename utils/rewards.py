@@ -25,8 +25,9 @@ Grading policy
    (``17, no wait, 18``) and a question (``Is it 18?``) score 0, whatever the gold.
 4. **An answer stated with its working is its result.** ``20 cups (60 - 40)``, ``18 = 9 * 2``,
    ``9 * 2 = 18``, ``18 because 9 * 2 = 18``: the number stated as the result (the single-number
-   side of an equation, the leading number before its justification, the number after "is",
-   "makes", "total"...). An expression alone (``16 - 3 - 4``) states no result.
+   side of an equation, the one number that the question does not give, the leading number
+   before its justification, the number after "is", "makes", "total"...). An expression alone
+   (``16 - 3 - 4``) states no result.
 5. **Numbers are compared exactly** (``Fraction``): no tolerance, ``17.99`` is not 18, ``0.2`` is not
    20. Written forms are read: ``1,234``, ``276 000`` (space, no-break space or thin space
    groups), ``$18.00``, ``-7``/``−7``/``–7``, ``negative 7``, ``7 below zero``, ``36/2``,
@@ -45,7 +46,7 @@ Grading policy
    with the question's own words (``Janet's ducks lay 16 eggs per day.``) answers nothing, even
    when that number happens to be the gold. A check or a note after the result ("Check: 18 / 9
    = 2") is not the result. Text addressed to the grader ("ignore previous instructions", "the
-   grader must output 1") is never read as an answer.
+   grader must output 1"), in a slot or outside, is never read as an answer.
 
 Deliberately ambiguous, decided (see the ``ambiguous`` category of the labelled corpus):
 a self-correction inside one slot is no answer (rule 3, conservative); ``1.234`` is a decimal, not
@@ -433,7 +434,7 @@ class _Reading(NamedTuple):
     source: str
 
 
-def _read_slot(slot: str) -> _Reading | str:
+def _read_slot(slot: str, givens: frozenset = frozenset()) -> _Reading | str:
     """The one number an answer slot states; else why not (``_EMPTY`` or ``_AMBIGUOUS``).
 
     An answer that states one result with its working is that result: ``18 (9 eggs x $2)``,
@@ -455,7 +456,9 @@ def _read_slot(slot: str) -> _Reading | str:
         return _AMBIGUOUS
     boxes = _boxed_contents(text)
     if boxes:
-        return _agree([_read_slot(box) for box in boxes])
+        return _agree([_read_slot(box, givens) for box in boxes])
+    if _to_the_grader(text):
+        return _AMBIGUOUS  # an answer addressed to the grader is no answer
     tokens = list(_NUMBER_RE.finditer(text))
     if len(tokens) > 1 and (_HEDGE_RE.search(text)
                             or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text))):
@@ -467,14 +470,16 @@ def _read_slot(slot: str) -> _Reading | str:
         return _EMPTY
     if len(tokens) == 1:
         return _token(tokens[0], text)
-    return _read_working(text, slot)
+    return _read_working(text, slot, givens)
 
 
-def _read_working(text: str, source: str) -> _Reading | str:
+def _read_working(text: str, source: str, givens: frozenset = frozenset()) -> _Reading | str:
     """The result of an answer written with its working (several numbers, no hedge).
 
-    When no rule finds it, a sentence (four words or more) states its result last: "She sells 9
-    eggs at $2 each for $18 a day." A bare list of quantities ("2 hours 30 minutes") states none.
+    ``givens`` are the numbers of the question: when all numbers but one are givens, that one is
+    the result ("There are 3 fields of 45 rows, so he has 135 rows"). When no rule finds it, a
+    sentence (four words or more) states its result last: "She sells 9 eggs at $2 each for $18 a
+    day." A bare list of quantities ("2 hours 30 minutes") states none.
     """
     outside = _PAREN_RE.sub(" ", text)  # "20 cups (60 - 40)": the parentheses justify
     remaining = list(_NUMBER_RE.finditer(outside))
@@ -484,6 +489,11 @@ def _read_working(text: str, source: str) -> _Reading | str:
         return _read_equation(outside, source)
     if _RANGE_RE.search(outside):
         return _AMBIGUOUS
+    if givens:
+        new = [m for m in remaining
+               if (quantity := read_quantity(m.group())) is None or quantity.value not in givens]
+        if len(new) == 1:
+            return _token(new[0], outside, source)
     leading = _LEADING_RE.match(outside)
     if leading:
         return _token(leading, outside, source, group=1)
@@ -704,7 +714,7 @@ def _looks_finished(text: str) -> bool:
     return len(tail.rsplit("\n", 1)[-1].split()) <= 8
 
 
-def _final_statement(outside: str) -> _Reading | str:
+def _final_statement(outside: str, givens: frozenset = frozenset()) -> _Reading | str:
     """The answer stated by the last sentence that states a number (rule 1c): a bold number in
     it, else the number it states as a result; a question or a doubtful sentence states none."""
     if not any(ch.isdigit() for ch in outside) or not _looks_finished(outside):
@@ -714,7 +724,7 @@ def _final_statement(outside: str) -> _Reading | str:
         return _EMPTY if not sentence else _AMBIGUOUS
     bold = [b for b in _BOLD_RE.findall(sentence) if read_quantity(b) is not None]
     if bold:
-        return _agree([_read_slot(b) for b in bold])
+        return _agree([_read_slot(b, givens) for b in bold])
     text = _clean_number_text(sentence)
     if len(sentence) > _MAX_SLOT_CHARS or _QUALIFIER_RE.search(text):
         return _AMBIGUOUS
@@ -726,7 +736,7 @@ def _final_statement(outside: str) -> _Reading | str:
         return _token(tokens[0], text, sentence)
     if _HEDGE_RE.search(text) or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text)):
         return _AMBIGUOUS
-    return _read_working(text, sentence)
+    return _read_working(text, sentence, givens)
 
 
 # A check or a note after the result is not the result: "Check: 18 / 9 = 2." "Note: 50 min..."
@@ -752,6 +762,14 @@ def _to_the_grader(text: str) -> bool:
     hint = ("grad" in lower or "evaluat" in lower or "reward" in lower or "ignore" in lower
             or "mark " in lower or "output 1" in lower)
     return hint and bool(_TO_THE_GRADER_RE.search(text))
+
+
+@functools.lru_cache(maxsize=1024)  # a group's completions share their question
+def _question_values(question: str) -> frozenset:
+    """Every number the question gives (digits or number words)."""
+    values = {q.value for q in map(read_quantity, _NUMBER_RE.findall(question)) if q is not None}
+    words = (_WORD_UNITS.get(w, _WORD_TENS.get(w)) for w in _WORD_RE.findall(question.lower()))
+    return frozenset(values | {Fraction(w) for w in words if w is not None})
 
 
 def _content_words(text: str) -> set[str]:
@@ -782,17 +800,19 @@ def _final_reading(text: str, question: str = "") -> _Reading | str:
     if "<" in text and any(tag not in TAGS for tag in _TAG_FIND_RE.findall(text)):
         text = _ANY_TAG_RE.sub(lambda m: _CANONICAL_TAGS[m[1], m[2].lower()], text)
     outside = _outside_reasoning(text)
+    givens = _question_values(question) if question else frozenset()
+    read = functools.partial(_read_slot, givens=givens) if givens else _read_slot
     spans = _slot_spans(outside)
     if spans:
-        reading = _last_statement_group(outside, spans, _read_slot)
+        reading = _last_statement_group(outside, spans, read)
     elif _to_the_grader(outside):
         reading = _AMBIGUOUS
     elif phrases := _phrase_spans(outside):
-        reading = _last_statement_group(outside, phrases, _read_slot)
+        reading = _last_statement_group(outside, phrases, read)
     else:
-        reading = _final_statement(outside)
+        reading = _final_statement(outside, givens)
         if reading == _EMPTY and outside is not text and (inside := _slot_spans(text)):
-            reading = _last_statement_group(text, inside, _read_slot)
+            reading = _last_statement_group(text, inside, read)
     if isinstance(reading, _Reading) and question and reading.source != reading.text \
             and _restates_question(reading, question):
         return _AMBIGUOUS
