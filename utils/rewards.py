@@ -434,7 +434,7 @@ class _Reading(NamedTuple):
     source: str
 
 
-def _read_slot(slot: str, givens: frozenset = frozenset()) -> _Reading | str:
+def _read_slot(slot: str, question: str = "") -> _Reading | str:
     """The one number an answer slot states; else why not (``_EMPTY`` or ``_AMBIGUOUS``).
 
     An answer that states one result with its working is that result: ``18 (9 eggs x $2)``,
@@ -456,7 +456,7 @@ def _read_slot(slot: str, givens: frozenset = frozenset()) -> _Reading | str:
         return _AMBIGUOUS
     boxes = _boxed_contents(text)
     if boxes:
-        return _agree([_read_slot(box, givens) for box in boxes])
+        return _agree([_read_slot(box, question) for box in boxes])
     if _to_the_grader(text):
         return _AMBIGUOUS  # an answer addressed to the grader is no answer
     tokens = list(_NUMBER_RE.finditer(text))
@@ -470,13 +470,13 @@ def _read_slot(slot: str, givens: frozenset = frozenset()) -> _Reading | str:
         return _EMPTY
     if len(tokens) == 1:
         return _token(tokens[0], text)
-    return _read_working(text, slot, givens)
+    return _read_working(text, slot, question)
 
 
-def _read_working(text: str, source: str, givens: frozenset = frozenset()) -> _Reading | str:
+def _read_working(text: str, source: str, question: str = "") -> _Reading | str:
     """The result of an answer written with its working (several numbers, no hedge).
 
-    ``givens`` are the numbers of the question: when all numbers but one are givens, that one is
+    When all its numbers but one are given in the ``question``, that one is
     the result ("There are 3 fields of 45 rows, so he has 135 rows"). When no rule finds it, a
     sentence (four words or more) states its result last: "She sells 9 eggs at $2 each for $18 a
     day." A bare list of quantities ("2 hours 30 minutes") states none.
@@ -489,7 +489,8 @@ def _read_working(text: str, source: str, givens: frozenset = frozenset()) -> _R
         return _read_equation(outside, source)
     if _RANGE_RE.search(outside):
         return _AMBIGUOUS
-    if givens:
+    if question:
+        givens = _question_values(question)
         new = [m for m in remaining
                if (quantity := read_quantity(m.group())) is None or quantity.value not in givens]
         if len(new) == 1:
@@ -714,7 +715,7 @@ def _looks_finished(text: str) -> bool:
     return len(tail.rsplit("\n", 1)[-1].split()) <= 8
 
 
-def _final_statement(outside: str, givens: frozenset = frozenset()) -> _Reading | str:
+def _final_statement(outside: str, question: str = "") -> _Reading | str:
     """The answer stated by the last sentence that states a number (rule 1c): a bold number in
     it, else the number it states as a result; a question or a doubtful sentence states none."""
     if not any(ch.isdigit() for ch in outside) or not _looks_finished(outside):
@@ -724,7 +725,7 @@ def _final_statement(outside: str, givens: frozenset = frozenset()) -> _Reading 
         return _EMPTY if not sentence else _AMBIGUOUS
     bold = [b for b in _BOLD_RE.findall(sentence) if read_quantity(b) is not None]
     if bold:
-        return _agree([_read_slot(b, givens) for b in bold])
+        return _agree([_read_slot(b, question) for b in bold])
     text = _clean_number_text(sentence)
     if len(sentence) > _MAX_SLOT_CHARS or _QUALIFIER_RE.search(text):
         return _AMBIGUOUS
@@ -736,7 +737,7 @@ def _final_statement(outside: str, givens: frozenset = frozenset()) -> _Reading 
         return _token(tokens[0], text, sentence)
     if _HEDGE_RE.search(text) or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text)):
         return _AMBIGUOUS
-    return _read_working(text, sentence, givens)
+    return _read_working(text, sentence, question)
 
 
 # A check or a note after the result is not the result: "Check: 18 / 9 = 2." "Note: 50 min..."
@@ -764,7 +765,7 @@ def _to_the_grader(text: str) -> bool:
     return hint and bool(_TO_THE_GRADER_RE.search(text))
 
 
-@functools.lru_cache(maxsize=1024)  # a group's completions share their question
+@functools.lru_cache(maxsize=4096)  # a group's completions share their question
 def _question_values(question: str) -> frozenset:
     """Every number the question gives (digits or number words)."""
     values = {q.value for q in map(read_quantity, _NUMBER_RE.findall(question)) if q is not None}
@@ -800,8 +801,7 @@ def _final_reading(text: str, question: str = "") -> _Reading | str:
     if "<" in text and any(tag not in TAGS for tag in _TAG_FIND_RE.findall(text)):
         text = _ANY_TAG_RE.sub(lambda m: _CANONICAL_TAGS[m[1], m[2].lower()], text)
     outside = _outside_reasoning(text)
-    givens = _question_values(question) if question else frozenset()
-    read = functools.partial(_read_slot, givens=givens) if givens else _read_slot
+    read = functools.partial(_read_slot, question=question) if question else _read_slot
     spans = _slot_spans(outside)
     if spans:
         reading = _last_statement_group(outside, spans, read)
@@ -810,7 +810,7 @@ def _final_reading(text: str, question: str = "") -> _Reading | str:
     elif phrases := _phrase_spans(outside):
         reading = _last_statement_group(outside, phrases, read)
     else:
-        reading = _final_statement(outside, givens)
+        reading = _final_statement(outside, question)
         if reading == _EMPTY and outside is not text and (inside := _slot_spans(text)):
             reading = _last_statement_group(text, inside, read)
     if isinstance(reading, _Reading) and question and reading.source != reading.text \
@@ -853,7 +853,7 @@ def _unit_name(word: str) -> str:
     return _UNIT_ALIASES.get(word, word)
 
 
-@functools.lru_cache(maxsize=1024)  # a group's completions share their question
+@functools.lru_cache(maxsize=4096)  # a group's completions share their question
 def _asked_sentence(question: str) -> str:
     """The part of the question that asks (its last sentence with a question mark, else its
     last sentence), lower-cased: "how many minutes", "what percentage" are read from it."""
