@@ -26,11 +26,22 @@ GOOD = "<think>\n9 eggs at $2 each.\n</think>\n<answer>\n18\n</answer>"
     ("<think>\n9 * 2 = 18, so the total is", "no_answer", False, False),
     ("<answer>18 or 19</answer>", "no_answer", False, False),
     ("<answer>18</answer> \\boxed{19}", "no_answer", False, False),  # conflicting answers
+    # a wrong tag revised by a later boxed answer: right, but the tag itself is wrong
+    (("<think>\n9 * 2 = 17\n</think>\n<answer>\n17\n</answer>\nWait, 9 * 2 is 18, so "
+      "\\boxed{18}."), "format_failure", False, True),
 ])
 def test_grade_categories(text, category, strict, lenient):
     graded = evaluation.grade(text, "18")
     assert graded["category"] == category
     assert (graded["correct_strict"], graded["correct_lenient"]) == (strict, lenient)
+
+
+def test_grade_uses_the_question_for_units():
+    question = "A book costs $16 and a pen $2. How many dollars do both cost?"
+    assert evaluation.grade("<answer>18</answer>", "18", question=question)["correct_strict"]
+    percent = evaluation.grade("<answer>18%</answer>", "18", question=question)
+    assert not percent["correct_lenient"] and not percent["correct_strict"]
+    assert evaluation.grade("<answer>18%</answer>", "18")["correct_lenient"]  # no question
 
 
 def test_grade_format_and_truncation_flags():

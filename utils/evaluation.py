@@ -134,15 +134,19 @@ def select_questions(split: str = "test", n_questions: int | None = None,
 _ANSWER_BLOCK_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 
 
-def grade(text: str, gold: str, finished: bool = True) -> dict[str, Any]:
+def grade(text: str, gold: str, finished: bool = True,
+          question: str | None = None) -> dict[str, Any]:
     """The grades of one completion: extracted answer, lenient and strict correctness, format.
 
-    Strict is a subset of lenient: the final answer is right *and* a closed ``<answer>`` block
-    holds it (:func:`utils.rewards.is_correct` already requires every answer slot to agree).
+    Lenient reads the final answer wherever the grading policy of :mod:`utils.rewards` finds it
+    (a revised ``\\boxed{}`` after a wrong tag counts). Strict asks more: the last closed
+    ``<answer>`` block, read on its own, holds the gold. So strict is a subset of lenient. With
+    the ``question`` the policy's unit rules apply ("how many minutes", a percent for money).
     """
-    extracted = extract_final_answer(text)
-    lenient = is_correct(text, gold)
-    strict = lenient and _ANSWER_BLOCK_RE.search(text) is not None
+    extracted = extract_final_answer(text, question=question)
+    lenient = is_correct(text, gold, question=question)
+    blocks = _ANSWER_BLOCK_RE.findall(text)
+    strict = lenient and bool(blocks) and is_correct(blocks[-1], gold, question=question)
     if strict:
         category = "correct"
     elif lenient:
@@ -167,7 +171,7 @@ def sample_rows(question: Question, completions: Sequence[Completion]) -> list[d
     return [
         {"id": question.id, "sample": j, "question": question.question, "gold": question.gold,
          "completion": c.text, "num_tokens": c.num_tokens, "finished": c.finished,
-         **grade(c.text, question.gold, c.finished)}
+         **grade(c.text, question.gold, c.finished, question.question)}
         for j, c in enumerate(completions)
     ]
 
