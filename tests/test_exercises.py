@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from utils.exercises import NOT_ATTEMPTED, check_answer, check_function, digest
+from utils.exercises import NOT_ATTEMPTED, check_answer, check_function, check_property, digest
 
 
 def test_digest_ignores_float_noise_and_sign_of_zero():
@@ -56,3 +56,13 @@ def test_check_function(capsys, candidate, verdict, words):
     cases = [(0, 0), (1, 2), (3, 4)]
     assert check_function("ex", candidate, _reference, cases) is verdict
     assert words in capsys.readouterr().out
+
+
+def test_check_property_says_right_or_not_yet_and_never_raises(capsys):
+    assert check_property("Ex", 4, lambda v: v % 2 == 0) is True
+    assert check_property("Ex", 3, lambda v: v % 2 == 0, hint="even") is False
+    assert check_property("Ex", None, lambda v: True) is False
+    assert check_property("Ex", "x", lambda v: 1 / 0) is False
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Ex: right" and out[1] == "Ex: not yet (even)"
+    assert "not attempted" in out[2] and "ZeroDivisionError" in out[3]

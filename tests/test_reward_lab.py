@@ -120,15 +120,3 @@ def test_math_verify_pays_for_an_empty_answer_slot():
     pytest.importorskip("math_verify")
     empty = "<think>\n9 * 2 = 18\n</think>\n<answer>\n</answer>"
     assert math_verify_reward(["\\boxed{18}", "\\boxed{17}", empty], ["18"] * 3) == [1.0, 0.0, 1.0]
-
-
-def test_check_property_says_right_or_not_yet_and_never_raises(capsys):
-    from utils.reward_lab import check_property
-
-    assert check_property("Ex", 4, lambda v: v % 2 == 0) is True
-    assert check_property("Ex", 3, lambda v: v % 2 == 0, hint="even") is False
-    assert check_property("Ex", None, lambda v: True) is False
-    assert check_property("Ex", "x", lambda v: 1 / 0) is False
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "Ex: right" and out[1] == "Ex: not yet (even)"
-    assert "not attempted" in out[2] and "ZeroDivisionError" in out[3]

@@ -6,6 +6,8 @@ Every notebook ends with exercises in the same shape:
   ``raise NotImplementedError``), so Run All passes and the check reports "not attempted yet".
 - :func:`check_answer` compares a value with a *digest* of the expected one (a SHA-256 of its
   rounded, canonical form), so the notebook's source does not give the answer away.
+- :func:`check_property` accepts any value with a property, for open exercises ("write a
+  completion that earns 0.75 tag credit"): there is no single answer to compare with.
 - :func:`check_function` runs the learner's function on a few inputs against the course's own
   implementation in ``utils`` (the one the notebook taught) and reports the first mismatch by
   its input, not by the expected output.
@@ -103,3 +105,18 @@ def check_function(exercise: str, candidate: Callable[..., Any], reference: Call
             extra = f"; {hint}" if hint else ""
             return _report(exercise, False, f"case {number} of {len(cases)} differs{extra}")
     return _report(exercise, True, f"{len(cases)} cases")
+
+
+def check_property(exercise: str, value: Any, holds: Callable[[Any], bool],
+                   hint: str = "") -> bool:
+    """Whether ``value`` has the property an open exercise asks for (``holds(value)`` is true).
+
+    ``None`` counts as not attempted; an exception inside ``holds`` is reported, not raised.
+    """
+    if value is None or value is Ellipsis:
+        return _report(exercise, False, NOT_ATTEMPTED)
+    try:
+        right = bool(holds(value))
+    except Exception as error:  # noqa: BLE001 (a learner's value must not stop Run All)
+        return _report(exercise, False, f"{type(error).__name__}: {error}")
+    return _report(exercise, right, "" if right else hint)

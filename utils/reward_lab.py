@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -294,25 +293,3 @@ def build_lab(completions: list[Any], gold: str, labels: list[str] | None = None
     update()
     return lab
 
-
-# --------------------------------------------------------------------------------------------
-# Exercise checks of notebook 03 (open answers: any completion or weights with the property)
-# --------------------------------------------------------------------------------------------
-
-
-def check_property(exercise: str, value: Any, holds: Callable[[Any], bool], hint: str = "") -> bool:
-    """Whether ``value`` has the property an open exercise asks for ("a completion that earns
-    0.75 tag credit"): prints "right" or "not yet" like :mod:`utils.exercises`, never raises,
-    and never prints a solution. ``None`` counts as not attempted."""
-    from utils.exercises import NOT_ATTEMPTED
-
-    if value is None:
-        message, right = NOT_ATTEMPTED, False
-    else:
-        try:
-            right = bool(holds(value))
-            message = "" if right else hint
-        except Exception as error:  # noqa: BLE001 (a learner's value must not stop Run All)
-            right, message = False, f"{type(error).__name__}: {error}"
-    print(f"{exercise}: {'right' if right else 'not yet'}" + (f" ({message})" if message else ""))
-    return right
