@@ -194,7 +194,8 @@ def load_model(mode: str, recipe: Recipe):
 
 
 def plot_curve(curve: list[dict], path: Path) -> Path:
-    """Reward, accuracy and strict format of the sampled groups over GRPO steps."""
+    """Accuracy and strict format of the sampled completions, and the share of groups with
+    reward spread (the ones GRPO learns from), over GRPO steps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,9 +203,11 @@ def plot_curve(curve: list[dict], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     steps = [r["step"] + 1 for r in curve]
-    for key in ("accuracy", "strict_format", "spread_share"):
-        ax.plot(steps, [r[key] for r in curve], marker="o", label=key.replace("_", " "))
-    ax.set(xlabel="GRPO step", ylabel="share of sampled completions", ylim=(-0.02, 1.02),
+    labels = {"accuracy": "right answers", "strict_format": "strict format",
+              "spread_share": "groups with reward spread"}
+    for key, label in labels.items():
+        ax.plot(steps, [r[key] for r in curve], marker="o", label=label)
+    ax.set(xlabel="GRPO step", ylabel="share of the step's samples / groups", ylim=(-0.02, 1.02),
            title="cpu-demo: SmolLM2-135M, GRPO after a short cold start")
     ax.legend(loc="lower right")
     fig.tight_layout()
