@@ -195,13 +195,15 @@ def load_model(mode: str, recipe: Recipe):
 
 def plot_curve(curve: list[dict], path: Path) -> Path:
     """Accuracy and strict format of the sampled completions, and the share of groups with
-    reward spread (the ones GRPO learns from), over GRPO steps."""
-    import matplotlib
+    reward spread (the ones GRPO learns from), over GRPO steps.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` (no pyplot, no backend switch): called from a notebook, it must
+    leave the notebook's inline plotting as it was."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     steps = [r["step"] + 1 for r in curve]
     labels = {"accuracy": "right answers", "strict_format": "strict format",
               "spread_share": "groups with reward spread"}
@@ -209,11 +211,11 @@ def plot_curve(curve: list[dict], path: Path) -> Path:
         ax.plot(steps, [r[key] for r in curve], marker="o", label=label)
     ax.set(xlabel="GRPO step", ylabel="share of the step's samples / groups", ylim=(-0.02, 1.02),
            title="cpu-demo: SmolLM2-135M, GRPO after a short cold start")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
