@@ -166,3 +166,17 @@ def test_train_dpo_moves_a_lora_policy_towards_the_chosen_side(tmp_path):
         theirs = trainer.compute_loss(trainer.model, batch).item()
         ours = dpo.dpo_loss_on_batch(trainer.model, trainer.model.disable_adapter, batch).loss
     assert abs(ours.item() - theirs) < TOL and abs(theirs - math.log(2)) > 1e-3
+
+
+def test_is_full_pairing_accepts_preference_pairs_and_rejects_bad_pairings():
+    from utils.dpo import is_full_pairing, preference_pairs
+
+    group = {"prompt": "p", "completions": ["a", "b", "a", "c", "d", "e"],
+             "correct": [True, False, True, True, False, False]}
+    for seed in range(5):
+        pairs = preference_pairs([group], max_pairs_per_prompt=10, seed=seed)
+        assert is_full_pairing(group, [(p["chosen"], p["rejected"]) for p in pairs])
+    assert not is_full_pairing(group, [("a", "b")])                        # too few
+    assert not is_full_pairing(group, [("a", "b"), ("a", "d")])            # "a" twice
+    assert not is_full_pairing(group, [("b", "a"), ("c", "d")])            # swapped
+    assert is_full_pairing({"completions": ["a", "b"], "correct": [True, True]}, [])

@@ -66,3 +66,11 @@ def test_check_property_says_right_or_not_yet_and_never_raises(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Ex: right" and out[1] == "Ex: not yet (even)"
     assert "not attempted" in out[2] and "ZeroDivisionError" in out[3]
+
+
+def test_check_property_counts_an_unwritten_function_as_not_attempted(capsys):
+    def unwritten(_):
+        raise NotImplementedError
+
+    assert not check_property("Ex", unwritten, lambda f: f(1) == 2)
+    assert NOT_ATTEMPTED in capsys.readouterr().out

@@ -126,6 +126,22 @@ def preference_pairs(groups: Sequence[Mapping[str, Any]], max_pairs_per_prompt: 
     return pairs
 
 
+def is_full_pairing(group: Mapping[str, Any], pairs: Sequence[Sequence[str]]) -> bool:
+    """Whether ``pairs`` (``(chosen, rejected)`` texts) is a full pairing of one verified group:
+    every chosen text correct, every rejected one wrong, no text used twice on a side, and as
+    many pairs as the shorter of the two lists of distinct texts allows. What
+    :func:`preference_pairs` gives with no cap, whatever its shuffle; notebook 06's exercise
+    checks a learner's pairing with it."""
+    flags = list(zip(group["completions"], group["correct"]))
+    good = {text for text, ok in flags if ok}
+    bad = {text for text, ok in flags if not ok}
+    chosen = [pair[0] for pair in pairs]
+    rejected = [pair[1] for pair in pairs]
+    return (set(chosen) <= good and set(rejected) <= bad
+            and len(set(chosen)) == len(chosen) and len(set(rejected)) == len(rejected)
+            and len(pairs) == min(len(good), len(bad)))
+
+
 # ----------------------------------------------------------------------------- training (TRL)
 def dpo_config(output_dir: str | os.PathLike, beta: float = 0.1, learning_rate: float = 5e-5,
                epochs: float = 1.0, batch_size: int = 4, max_length: int | None = 512,

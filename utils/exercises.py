@@ -117,6 +117,8 @@ def check_property(exercise: str, value: Any, holds: Callable[[Any], bool],
         return _report(exercise, False, NOT_ATTEMPTED)
     try:
         right = bool(holds(value))
+    except NotImplementedError:  # a function the learner has not written yet
+        return _report(exercise, False, NOT_ATTEMPTED)
     except Exception as error:  # noqa: BLE001 (a learner's value must not stop Run All)
         return _report(exercise, False, f"{type(error).__name__}: {error}")
     return _report(exercise, right, "" if right else hint)
