@@ -19,24 +19,6 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def plain_generate(model, tokenizer, prompts, max_new_tokens: int) -> list[list[int]]:
-    """Greedy ``model.generate`` on a left-padded batch: the reference, as utils.generation
-    called it before issue 10."""
-    from utils.generation import _eos_ids, render_prompt
-
-    tokenizer.padding_side = "left"
-    eos_ids = _eos_ids(model, tokenizer)
-    batch = tokenizer([render_prompt(tokenizer, p) for p in prompts], return_tensors="pt",
-                      padding=True, add_special_tokens=False)
-    output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids)
-    rows = []
-    for row in output[:, batch["input_ids"].shape[1]:].tolist():
-        stop = next((i for i, token in enumerate(row) if token in eos_ids), None)
-        rows.append(row if stop is None else row[:stop + 1])
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["cpu", "smoke"], default="cpu")
@@ -52,7 +34,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from utils.generation import _eos_ids, decode, render_prompt
+    from utils.generation import _eos_ids, decode, plain_generate_tokens, render_prompt
     from utils.models import load_for_inference
     from utils.prompts import build_messages
     from utils.tasks import load_task
@@ -64,11 +46,11 @@ def main() -> None:
     eos_ids = _eos_ids(model, tokenizer)
     ids = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
            for p in prompts]
-    plain_generate(model, tokenizer, prompts[:2], 4)  # warm-up both paths
+    plain_generate_tokens(model, tokenizer, prompts[:2], 4)  # warm-up both paths
     decode(model, ids[:2], 4, eos_ids)
 
     start = time.perf_counter()
-    reference = plain_generate(model, tokenizer, prompts, args.max_new_tokens)
+    reference = plain_generate_tokens(model, tokenizer, prompts, args.max_new_tokens)
     plain_s = time.perf_counter() - start
     start = time.perf_counter()
     ours = decode(model, ids, args.max_new_tokens, eos_ids)

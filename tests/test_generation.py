@@ -2,7 +2,7 @@
 
 import pytest
 
-from utils.generation import _eos_ids, decode, generate, render_prompt
+from utils.generation import _eos_ids, decode, generate, plain_generate_tokens, render_prompt
 from utils.models import load_for_inference
 from utils.prompts import build_messages
 
@@ -17,33 +17,18 @@ def smoke():
     return model.eval(), tokenizer
 
 
-def reference(model, tokenizer, prompts, max_new_tokens):
-    """Plain ``model.generate`` on a left-padded batch, cut after the first end-of-sequence."""
-    tokenizer.padding_side = "left"
-    eos = _eos_ids(model, tokenizer)
-    batch = tokenizer([render_prompt(tokenizer, p) for p in prompts], return_tensors="pt",
-                      padding=True, add_special_tokens=False)
-    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
-    rows = []
-    for row in out[:, batch["input_ids"].shape[1]:].tolist():
-        stop = next((i for i, t in enumerate(row) if t in eos), None)
-        rows.append(row if stop is None else row[:stop + 1])
-    return rows
-
-
 def test_greedy_tokens_equal_model_generate(smoke):
     model, tokenizer = smoke
     prompts = [build_messages(q) for q in QUESTIONS]
     ids = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
            for p in prompts]
     ours = decode(model, ids, 24, _eos_ids(model, tokenizer))
-    assert ours == reference(model, tokenizer, prompts, 24)
+    assert ours == plain_generate_tokens(model, tokenizer, prompts, 24)
     # also without a shared prefix (plain strings) and one row alone
     texts = ["hello there", "a b c d e f"]
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    assert decode(model, ids, 12, _eos_ids(model, tokenizer)) == reference(model, tokenizer,
-                                                                             texts, 12)
+    expected = plain_generate_tokens(model, tokenizer, texts, 12)
+    assert decode(model, ids, 12, _eos_ids(model, tokenizer)) == expected
 
 
 def test_rows_stop_at_end_of_sequence(smoke):

@@ -174,3 +174,22 @@ def _to_completion(tokenizer, tokens: list[int], eos_ids: list[int]) -> Completi
     kept = tokens if stop is None else tokens[:stop]
     text = tokenizer.decode(kept, skip_special_tokens=True)
     return Completion(text=text, num_tokens=len(kept) + (stop is not None), finished=stop is not None)
+
+
+@torch.inference_mode()
+def plain_generate_tokens(model, tokenizer, prompts: Sequence[Prompt],
+                          max_new_tokens: int) -> list[list[int]]:
+    """Greedy tokens from plain ``model.generate`` on one left-padded batch, each row cut after
+    its first end-of-sequence: the reference that :func:`generate` must reproduce exactly
+    (tests) and beat on speed (``benchmarks/generation.py``)."""
+    tokenizer.padding_side = "left"
+    eos_ids = _eos_ids(model, tokenizer)
+    batch = tokenizer([render_prompt(tokenizer, p) for p in prompts], return_tensors="pt",
+                      padding=True, add_special_tokens=False)
+    output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids)
+    rows = []
+    for row in output[:, batch["input_ids"].shape[1]:].tolist():
+        stop = next((i for i, token in enumerate(row) if token in eos_ids), None)
+        rows.append(row if stop is None else row[:stop + 1])
+    return rows
