@@ -45,6 +45,18 @@ def _prefix(think_prefill: bool) -> str:
     return THINK_PREFILL if think_prefill else ""
 
 
+def _generate_in_eval_mode(model, tokenizer, prompts, n, max_new_tokens, temperature,
+                           batch_size, seed):
+    """:func:`utils.generation.generate` with dropout off, the model's mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        return generate(model, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens,
+                        temperature=temperature, batch_size=batch_size, seed=seed)
+    finally:
+        model.train(was_training)
+
+
 def sample_groups(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int,
                   max_new_tokens: int, temperature: float = 1.0, think_prefill: bool = True,
                   batch_size: int = 8, seed: int = 0) -> list[dict[str, Any]]:
@@ -57,13 +69,8 @@ def sample_groups(model, tokenizer, rows: Sequence[Mapping[str, Any]], k: int,
     if k < 1:
         raise ValueError(f"k must be at least 1; got {k}")
     prompts = [build_prompt(tokenizer, row["question"], think_prefill) for row in rows]
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = generate(model, tokenizer, prompts, n=k, max_new_tokens=max_new_tokens,
-                           temperature=temperature, batch_size=batch_size, seed=seed)
-    finally:
-        model.train(was_training)
+    outputs = _generate_in_eval_mode(model, tokenizer, prompts, k, max_new_tokens, temperature,
+                                     batch_size, seed)
     prefix = _prefix(think_prefill)
     return [
         {"question": row["question"], "answer": str(row["answer"]), "prompt": prompt,
@@ -159,13 +166,8 @@ def evaluate(model, tokenizer, rows: Sequence[Mapping[str, Any]], samples: int =
     """
     temperature = (0.0 if samples == 1 else 0.8) if temperature is None else temperature
     prompts = [build_prompt(tokenizer, row["question"], think_prefill) for row in rows]
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = generate(model, tokenizer, prompts, n=samples, max_new_tokens=max_new_tokens,
-                           temperature=temperature, batch_size=batch_size, seed=seed)
-    finally:
-        model.train(was_training)
+    outputs = _generate_in_eval_mode(model, tokenizer, prompts, samples, max_new_tokens,
+                                     temperature, batch_size, seed)
     prefix = _prefix(think_prefill)
     graded = []
     for question, completions in zip(questions_from_rows(rows), outputs, strict=True):
