@@ -2,7 +2,8 @@
 
 import pytest
 
-from utils.generation import _eos_ids, decode, generate, plain_generate_tokens, render_prompt
+from utils.generation import (_accepted, _draft, _eos_ids, decode, generate, plain_generate_tokens,
+                              render_prompt)
 from utils.models import load_for_inference
 from utils.prompts import build_messages
 
@@ -70,3 +71,33 @@ def test_completion_fields(smoke):
     [[completion]] = generate(model, tokenizer, ["hello"], max_new_tokens=5)
     assert 1 <= completion.num_tokens <= 5 and isinstance(completion.text, str)
     assert completion.finished or completion.num_tokens == 5
+
+
+def test_prompt_lookup_drafts_copy_what_followed_the_last_ngram():
+    tokens = [5, 6, 7, 8, 9, 1, 6, 7, 2, 5, 6, 7]
+    # the last 3 tokens (5 6 7) occurred at the start, followed by 8 9 1
+    assert _draft(tokens, 2) == [8, 9] and _draft(tokens, 5) == [8, 9, 1, 6, 7]
+    # no earlier 3-gram: the last 2 tokens (7 3) did occur, followed by 4
+    assert _draft([7, 3, 4, 1, 7, 3], 3) == [4, 1, 7]
+    assert _draft([1, 2, 3, 4], 3) == []  # nothing repeats: no guess
+    assert _accepted([4, 1, 7], [4, 1, 9, 0]) == 2 and _accepted([4], [3, 4]) == 0
+
+
+def test_speculative_steps_keep_the_greedy_tokens(smoke):
+    """A single row gets up to MAX_DRAFT guesses per pass: fewer forward passes than tokens,
+    and still exactly model.generate's greedy tokens."""
+    model, tokenizer = smoke
+    prompts = ["one two three one two three one two three one two", "a b a b a b a b"]
+    eos = _eos_ids(model, tokenizer)
+    for prompt in prompts:
+        ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+        calls = []
+        forward = model.forward
+        model.forward = lambda *a, **k: calls.append(k["input_ids"].shape) or forward(*a, **k)
+        try:
+            [ours] = decode(model, ids, 40, eos)
+        finally:
+            del model.forward
+        assert [ours] == plain_generate_tokens(model, tokenizer, [prompt], 40)
+        assert len(calls) < len(ours), f"no guess was accepted: {len(calls)} passes"
+        assert max(shape[1] for shape in calls[1:]) > 1  # passes carried guesses

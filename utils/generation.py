@@ -9,7 +9,8 @@ prompts must end at the same column; right padding would put pad tokens between 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +77,7 @@ def generate(
     return results
 
 
-def _common_prefix(rows: list[list[int]]) -> int:
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
     """Length of the token prefix every row shares (the system prompt and chat header)."""
     shortest = min(len(row) for row in rows)
     for position in range(shortest):
@@ -103,62 +104,166 @@ def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float,
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 
 
+def _sdpa_grouped_heads(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
+                        **kwargs):
+    """Transformers' SDPA attention, except that the grouped K/V heads are read in place
+    (``enable_gqa``). With a padding mask, transformers copies each K/V head for every query
+    head it serves (``repeat_kv``); at 40+ rows that copy was 44% of a sampling run's time."""
+    causal = attention_mask is None and query.shape[2] > 1  # a prompt pass with no padding
+    output = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
+        is_causal=causal, enable_gqa=True)
+    return output.transpose(1, 2).contiguous(), None
+
+
+@contextmanager
+def _grouped_attention(model) -> Iterator[None]:
+    """Decode with :func:`_sdpa_grouped_heads` when the model uses SDPA; restore it after."""
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        yield
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    AttentionInterface.register("sdpa_grouped_heads", _sdpa_grouped_heads)
+    AttentionMaskInterface.register("sdpa_grouped_heads", ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+    config._attn_implementation = "sdpa_grouped_heads"
+    try:
+        yield
+    finally:
+        config._attn_implementation = "sdpa"
+
+
+# Greedy decoding guesses ahead while rows x (1 + guesses) stays within this many tokens per
+# forward pass. On a 2-core CPU a pass of 16 tokens costs little more than a pass of 4 (the
+# weights are read from memory once per pass either way); budgets of 32-64 were slower overall
+# than 16, their extra guesses costing more than the accepted ones saved (docs/experiments.md).
+DRAFT_TOKENS_PER_STEP = 16
+MAX_DRAFT = 6
+
+
+def _draft(tokens: list[int], k: int) -> list[int]:
+    """Up to ``k`` tokens guessed by prompt lookup: what followed the latest earlier occurrence
+    of the last 3 tokens (else the last 2) in the prompt and the answer so far. Word problems
+    copy names, numbers and the answer template from the prompt, and a looping answer copies
+    itself, so the guess is often right; a wrong guess costs only compute."""
+    for n in (3, 2):
+        if len(tokens) <= n:
+            continue
+        tail = tokens[-n:]
+        for start in range(len(tokens) - n - 1, -1, -1):
+            if tokens[start:start + n] == tail:
+                return tokens[start + n:start + n + k]
+    return []
+
+
+def _accepted(draft: list[int], predicted: list[int]) -> int:
+    """How many leading draft tokens the model itself predicts (greedy verification)."""
+    count = 0
+    for guess, token in zip(draft, predicted):
+        if guess != token:
+            break
+        count += 1
+    return count
+
+
 @torch.inference_mode()
 def decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence[int],
            temperature: float = 0.0, top_p: float = 1.0,
            generator: torch.Generator | None = None) -> list[list[int]]:
     """New token ids for each prompt (lists of ids), stopping at end-of-sequence.
 
-    Three savings over ``model.generate``, none of which changes the arithmetic of a row:
+    Four savings over ``model.generate``, none of which changes which tokens come out:
 
     1. The prefix all rows share (the long system prompt) goes through the model once; its keys
-       and values are copied to every row. The rest of each prompt follows, left-padded.
+       and values are copied to every row. The rest of each prompt follows, left-padded, once
+       per distinct prompt (the n samples of a GRPO group share one prompt pass).
     2. A row that has finished leaves the batch: later steps compute only rows still writing.
-    3. One forward call and one argmax per step, no logits processors, and only the last
-       position's logits are computed.
+    3. One forward call and one argmax per step, no logits processors, only the logits that
+       are used are computed, and attention reads the grouped K/V heads in place
+       (:func:`_sdpa_grouped_heads`) instead of copying them for every query head.
+    4. Greedy decoding guesses ahead (speculative decoding with prompt-lookup drafts): each row
+       feeds its last token plus up to ``MAX_DRAFT`` guessed tokens, and one forward pass checks
+       them all. A guess is kept only while it equals the model's own argmax, so the output is
+       what one-token-at-a-time decoding gives; a rejected guess's cache entry is masked out,
+       like padding. On a CPU a pass costs about the same for a few more tokens, so each
+       accepted guess is a step saved. Guessing stops while the batch is large.
     Positions and the attention mask are what ``model.generate`` uses for a left-padded batch,
     so greedy decoding gives the same tokens (up to float rounding across batch shapes).
     """
+    with _grouped_attention(model):
+        return _decode(model, rows, max_new_tokens, eos_ids, temperature, top_p, generator)
+
+
+def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence[int],
+            temperature: float, top_p: float, generator: torch.Generator | None) -> list[list[int]]:
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
     generator = generator or torch.Generator().manual_seed(0)
-    eos = torch.tensor(list(eos_ids), device=device)
+    eos = set(eos_ids)
+    pad = list(eos_ids)[0]
     batch = len(rows)
-    shared = _common_prefix(rows)
+    distinct = list(dict.fromkeys(map(tuple, rows)))  # n samples of a prompt: one prompt pass
+    shared = _common_prefix(distinct)
     cache = DynamicCache(config=getattr(model, "config", None))
     if shared > 0:
-        prefix = torch.tensor([rows[0][:shared]], device=device)
+        prefix = torch.tensor([distinct[0][:shared]], device=device)
         model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache.batch_repeat_interleave(batch)
-    suffixes = [row[shared:] for row in rows]
+        cache.batch_repeat_interleave(len(distinct))
+    suffixes = [list(row[shared:]) for row in distinct]
     width = max(len(s) for s in suffixes)
-    pad = eos[0].item()
     input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=device)
-    suffix_mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes],
-                               device=device)
-    mask = torch.cat([torch.ones(batch, shared, dtype=torch.long, device=device), suffix_mask], 1)
+    mask = torch.tensor([[1] * shared + [0] * (width - len(s)) + [1] * len(s) for s in suffixes],
+                        device=device)
     positions = (mask.cumsum(1) - 1).clamp(min=0)[:, shared:]
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    if len(distinct) < batch:  # each row takes its prompt's cache, mask and first logits
+        index = {row: i for i, row in enumerate(distinct)}
+        copies = torch.tensor([index[tuple(row)] for row in rows], device=device)
+        cache.batch_select_indices(copies)
+        mask, logits = mask[copies], logits[copies]
+    new = [[t] for t in _next_tokens(logits, temperature, top_p, generator).tolist()]
     outputs: list[list[int]] = [[] for _ in range(batch)]
-    alive = torch.arange(batch, device=device)  # original index of each row still in the batch
-    for _ in range(max_new_tokens):
-        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-        tokens = _next_tokens(logits, temperature, top_p, generator)
-        for row, token in zip(alive.tolist(), tokens.tolist()):
-            outputs[row].append(token)
-        done = torch.isin(tokens, eos)
-        if done.all():
-            break
-        if done.any():
-            keep = (~done).nonzero().squeeze(1)
-            cache.batch_select_indices(keep)
-            alive, tokens, mask = alive[keep], tokens[keep], mask[keep]
-            positions = positions[keep]
-        input_ids = tokens.unsqueeze(1)
-        mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
-        positions = positions[:, -1:] + 1
-    return outputs
+    alive = list(range(batch))  # original index of each row still in the batch
+    lengths = mask.sum(1)  # tokens each row has in the cache, padding and rejected guesses not
+    while True:
+        keep = []
+        for slot, (row, tokens) in enumerate(zip(alive, new)):
+            room = max_new_tokens - len(outputs[row])
+            stop = next((i + 1 for i, t in enumerate(tokens) if t in eos), None)
+            outputs[row].extend(tokens[:min(room, stop or room)])
+            if stop is None and len(tokens) < room:
+                keep.append(slot)
+        if not keep:
+            return outputs
+        if len(keep) < len(alive):
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            mask, lengths = mask[index], lengths[index]
+            alive, new = [alive[s] for s in keep], [new[s] for s in keep]
+        last = [tokens[-1] for tokens in new]
+        k = min(MAX_DRAFT, DRAFT_TOKENS_PER_STEP // len(alive) - 1) if temperature == 0 else 0
+        drafts = [_draft(rows[row] + outputs[row], k) if k > 0 else [] for row in alive]
+        k = max(map(len, drafts))
+        inputs = torch.tensor([[t] + d + [t] * (k - len(d)) for t, d in zip(last, drafts)],
+                              device=device)
+        step = torch.arange(k + 1, device=device)
+        logits = model(input_ids=inputs, attention_mask=torch.cat([mask, mask.new_ones(len(alive), k + 1)], 1),
+                       position_ids=lengths[:, None] + step, past_key_values=cache,
+                       use_cache=True, logits_to_keep=k + 1).logits
+        if k == 0:
+            new = [[t] for t in _next_tokens(logits[:, -1], temperature, top_p, generator).tolist()]
+            accepted = [0] * len(alive)
+        else:
+            predicted = logits.argmax(-1).tolist()
+            accepted = [_accepted(d, p) for d, p in zip(drafts, predicted)]
+            new = [p[:a + 1] for p, a in zip(predicted, accepted)]
+        kept = torch.tensor(accepted, device=device)
+        mask = torch.cat([mask, (step[None, :] <= kept[:, None]).long()], 1)
+        lengths = lengths + 1 + kept
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
