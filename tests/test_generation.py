@@ -2,8 +2,15 @@
 
 import pytest
 
-from utils.generation import (_accepted, _draft, _eos_ids, decode, generate, plain_generate_tokens,
-                              render_prompt)
+from utils.generation import (
+    _accepted,
+    _draft,
+    _eos_ids,
+    decode,
+    generate,
+    plain_generate_tokens,
+    render_prompt,
+)
 from utils.models import load_for_inference
 from utils.prompts import build_messages
 
@@ -92,8 +99,12 @@ def test_speculative_steps_keep_the_greedy_tokens(smoke):
     for prompt in prompts:
         ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"]]
         calls = []
-        forward = model.forward
-        model.forward = lambda *a, **k: calls.append(k["input_ids"].shape) or forward(*a, **k)
+
+        def counting_forward(*args, calls=calls, forward=model.forward, **kwargs):
+            calls.append(kwargs["input_ids"].shape)
+            return forward(*args, **kwargs)
+
+        model.forward = counting_forward
         try:
             [ours] = decode(model, ids, 40, eos)
         finally:

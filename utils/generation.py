@@ -203,7 +203,7 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
     device = next(model.parameters()).device
     generator = generator or torch.Generator().manual_seed(0)
     eos = set(eos_ids)
-    pad = list(eos_ids)[0]
+    pad = next(iter(eos_ids))
     batch = len(rows)
     distinct = list(dict.fromkeys(map(tuple, rows)))  # n samples of a prompt: one prompt pass
     shared = _common_prefix(distinct)
