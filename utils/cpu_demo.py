@@ -47,7 +47,7 @@ class Recipe:
     rung: str = DEFAULT_RUNG
     eval_n: int = 200
     eval_max_new_tokens: int = 64
-    eval_batch: int = 50
+    eval_batch: int = 100
     sft_examples: int = 48
     sft_epochs: int = 2
     sft_batch: int = 8
