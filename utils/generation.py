@@ -228,7 +228,6 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
     new = [[t] for t in _next_tokens(logits, temperature, top_p, generator).tolist()]
     outputs: list[list[int]] = [[] for _ in range(batch)]
     alive = list(range(batch))  # original index of each row still in the batch
-    lengths = mask.sum(1)  # tokens each row has in the cache, padding and rejected guesses not
     while True:
         keep = []
         for slot, (row, tokens) in enumerate(zip(alive, new)):
@@ -242,7 +241,7 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
         if len(keep) < len(alive):
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
-            mask, lengths = mask[index], lengths[index]
+            mask = mask[index]
             alive, new = [alive[s] for s in keep], [new[s] for s in keep]
         last = [tokens[-1] for tokens in new]
         k = min(MAX_DRAFT, DRAFT_TOKENS_PER_STEP // len(alive) - 1) if temperature == 0 else 0
@@ -251,9 +250,13 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
         inputs = torch.tensor([[t] + d + [t] * (k - len(d)) for t, d in zip(last, drafts)],
                               device=device)
         step = torch.arange(k + 1, device=device)
-        logits = model(input_ids=inputs, attention_mask=torch.cat([mask, mask.new_ones(len(alive), k + 1)], 1),
-                       position_ids=lengths[:, None] + step, past_key_values=cache,
-                       use_cache=True, logits_to_keep=k + 1).logits
+        # a row's next position is the number of tokens it has in the cache (mask = 1), which
+        # leaves out padding and rejected guesses
+        positions = mask.sum(1, keepdim=True) + step
+        logits = model(input_ids=inputs,
+                       attention_mask=torch.cat([mask, mask.new_ones(len(alive), k + 1)], 1),
+                       position_ids=positions, past_key_values=cache, use_cache=True,
+                       logits_to_keep=k + 1).logits
         if k == 0:
             new = [[t] for t in _next_tokens(logits[:, -1], temperature, top_p, generator).tolist()]
             accepted = [0] * len(alive)
@@ -263,7 +266,6 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
             new = [p[:a + 1] for p, a in zip(predicted, accepted)]
         kept = torch.tensor(accepted, device=device)
         mask = torch.cat([mask, (step[None, :] <= kept[:, None]).long()], 1)
-        lengths = lengths + 1 + kept
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
