@@ -16,12 +16,15 @@ Shapes and conventions used throughout:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 Tensor = torch.Tensor
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 KL_ESTIMATORS = ("k1", "k2", "k3")
+IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +317,8 @@ def grpo_per_token_terms(
     epsilon_low: float = 0.2,
     epsilon_high: float | None = None,
     kl_bias_correction: bool = True,
+    *,
+    is_weights: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The GRPO objective token by token, before any averaging. Returns a dict of ``(B, T)`` tensors:
 
@@ -323,6 +328,8 @@ def grpo_per_token_terms(
     - ``kl``: the k3 estimate of KL(pi_theta || pi_ref), times ``ratio`` when ``kl_bias_correction``
       (TRL >= 1.x's default ``use_bias_correction_kl=True``; DeepSeekMath's formula has no factor),
     - ``loss``: ``-surrogate + beta * kl``, the per-token loss that the normalisations average.
+      With ``is_weights`` (:func:`rollout_is_weights`) it is ``-surrogate * w + beta * kl``: TRL
+      weights the policy term only, never the KL.
     """
     epsilon_high = epsilon_low if epsilon_high is None else epsilon_high
     if old_logp is None:  # one gradient step per generation: old policy == current policy
@@ -333,6 +340,14 @@ def grpo_per_token_terms(
     surrogate = torch.min(ratio * adv, clipped_ratio * adv)
     terms = {"ratio": ratio, "clipped_ratio": clipped_ratio, "surrogate": surrogate}
     loss = -surrogate
+    if is_weights is not None:  # the sampler/trainer correction, constants (no gradient)
+        if is_weights.dim() != 2 or is_weights.shape[0] != logp.shape[0] or \
+                is_weights.shape[1] not in (1, logp.shape[1]):
+            raise ValueError(
+                f"grpo_loss: is_weights must be (B, T) or (B, 1) for logp {tuple(logp.shape)}; "
+                f"got {tuple(is_weights.shape)}"
+            )
+        loss = loss * is_weights.detach().to(loss.dtype)
     if beta != 0.0:
         if ref_logp is None:
             raise ValueError("grpo_loss: beta != 0 needs ref_logp (the reference model's log-probs)")
@@ -393,6 +408,7 @@ def grpo_loss(
     max_completion_length: int | None = None,
     num_items_in_batch: float | Tensor | None = None,
     kl_bias_correction: bool = True,
+    is_weights: Tensor | None = None,
 ) -> Tensor:
     """The GRPO loss (negated objective) with TRL's four normalisations.
 
@@ -410,12 +426,91 @@ def grpo_loss(
 
     The KL is a term of the *loss*, not a penalty folded into the reward as in RLHF-PPO
     (:func:`kl_penalized_rewards`). ``kl_bias_correction`` multiplies it by the ratio, as TRL 1.15
-    does by default (``use_bias_correction_kl=True``).
+    does by default (``use_bias_correction_kl=True``). ``is_weights`` (from
+    :func:`rollout_is_weights`, ``(B, T)`` or ``(B, 1)``) multiplies the per-token policy term
+    before the masked aggregation, as TRL does when it samples with vLLM; None leaves it unweighted.
     """
     terms = grpo_per_token_terms(
-        logp, old_logp, ref_logp, advantages, beta, epsilon_low, epsilon_high, kl_bias_correction
+        logp, old_logp, ref_logp, advantages, beta, epsilon_low, epsilon_high, kl_bias_correction,
+        is_weights=is_weights,
     )
     return aggregate_loss(terms["loss"], mask, loss_type, max_completion_length, num_items_in_batch)
+
+
+# --------------------------------------------------------------------------------------------
+# The sampler/trainer mismatch: truncated and masked importance sampling (TIS/MIS)
+# --------------------------------------------------------------------------------------------
+
+
+def rollout_is_weights(
+    trainer_logp: Tensor,
+    sampler_logp: Tensor,
+    mask: Tensor,
+    mode: str = "sequence_mask",
+    clip_max: float | None = 3.0,
+    clip_min: float | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Importance weights ``pi_trainer / pi_sampler`` for samples drawn by a sampler whose numerics
+    differ from the trainer's (bf16 sampling, other kernels), and the mismatch metrics. As TRL's
+    ``vllm_importance_sampling_correction`` (defaults: ``sequence_mask``, clip 3.0), veRL's rollout
+    correction.
+
+    ``token_*`` weighs each token by its own ratio, ``sequence_*`` each sequence by the product of
+    its tokens' ratios; ``*_truncate`` clamps to ``[clip_min, clip_max]``, ``*_mask`` zeroes the
+    ratios outside it (that token or sequence leaves the policy term, not the denominator).
+    ``trainer_logp`` is the trainer's log-probs at rollout time (``logp.detach()`` on-policy);
+    ``sampler_logp`` may hold NaN where the sampler gave none (ratio 1 there); padding is ignored.
+
+    Returns ``(weights, metrics)``: ``(B, T)`` constants for :func:`grpo_loss`'s ``is_weights``,
+    and TRL's ``sampling/sampling_logp_difference/{mean,max}`` and
+    ``sampling/importance_sampling_ratio/{min,mean,max}`` (over real tokens, or over sequences).
+    """
+    if mode not in IS_MODES:
+        raise ValueError(f"rollout_is_weights: mode must be one of {IS_MODES}; got {mode!r}")
+    if clip_min is not None and clip_max is not None and clip_min >= clip_max:
+        raise ValueError(
+            f"rollout_is_weights: clip_min ({clip_min}) must be below clip_max ({clip_max})"
+        )
+    if mode.endswith("_truncate") and clip_min is None and clip_max is None:
+        raise ValueError(f"rollout_is_weights: mode {mode!r} needs clip_max or clip_min")
+    if trainer_logp.dim() != 2 or not trainer_logp.shape == sampler_logp.shape == mask.shape:
+        raise ValueError(
+            "rollout_is_weights: trainer_logp, sampler_logp and mask must share one (B, T) shape; "
+            f"got {tuple(trainer_logp.shape)}, {tuple(sampler_logp.shape)}, {tuple(mask.shape)}"
+        )
+    # at least fp32, like TRL's float32 sampler log-probs: a bf16 difference would round the ratio
+    dtype = torch.promote_types(torch.promote_types(trainer_logp.dtype, sampler_logp.dtype),
+                                torch.float32)
+    trainer_logp = trainer_logp.detach().to(dtype)
+    sampler_logp = sampler_logp.detach().to(dtype)
+    real = mask.bool()
+    # where(), not a product with the mask: padding may hold anything, inf included
+    diff = torch.where(real, trainer_logp - sampler_logp, torch.zeros_like(trainer_logp))
+    diff = torch.nan_to_num(diff, nan=0.0)  # no sampler log-prob: no correction
+    sequence_level = mode.startswith("sequence")
+    ratio = torch.exp(diff.sum(-1, keepdim=True) if sequence_level else diff)
+    if mode.endswith("_truncate"):
+        ratio = torch.clamp(ratio, min=clip_min, max=clip_max)
+    else:
+        low = -math.inf if clip_min is None else clip_min
+        high = math.inf if clip_max is None else clip_max
+        ratio = ratio.masked_fill((ratio < low) | (ratio > high), 0.0)
+
+    delta = (trainer_logp - sampler_logp).abs()
+    delta = delta[real & ~torch.isnan(delta)]  # a missing log-prob is no evidence of agreement
+    flat = ratio.flatten() if sequence_level else ratio[real]
+
+    def stat(x: Tensor, fn) -> float:
+        return fn(x).item() if x.numel() else 0.0
+
+    metrics = {
+        "sampling/sampling_logp_difference/mean": stat(delta, torch.mean),
+        "sampling/sampling_logp_difference/max": stat(delta, torch.max),
+        "sampling/importance_sampling_ratio/min": stat(flat, torch.min),
+        "sampling/importance_sampling_ratio/mean": stat(flat, torch.mean),
+        "sampling/importance_sampling_ratio/max": stat(flat, torch.max),
+    }
+    return ratio.expand(trainer_logp.shape).contiguous(), metrics
 
 
 def expected_kl_gradients(logits: Tensor, ref_logits: Tensor) -> dict[str, Tensor]:

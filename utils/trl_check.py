@@ -9,13 +9,17 @@ downloaded, a few hundred milliseconds once TRL is imported) and call those meth
   model (``_get_per_token_logps_and_entropies``); everything after it is TRL's code.
 - :func:`trl_group_advantages` gives TRL a reward function that returns our rewards in order and
   reads the advantages TRL computes from them.
+- :func:`trl_rollout_is` runs TRL's sampler/trainer correction (``vllm_importance_sampling_*``),
+  which sits in ``_generate_and_score_completions`` behind ``use_vllm``: generation is replaced by
+  our completions and sampler log-probs, the model forward by our trainer log-probs.
 
-Used by ``tests/test_rl_vs_trl.py`` and by notebook 02.
+Used by ``tests/test_rl_vs_trl.py``, ``tests/test_rl_is.py`` and by notebook 02.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -112,12 +116,14 @@ def tiny_grpo_trainer(model_dir: str | None = None, output_dir: str | None = Non
     return trainer
 
 
-def trl_grpo_loss(trainer, logp, old_logp, ref_logp, advantages, mask, num_items_in_batch=None):
+def trl_grpo_loss(trainer, logp, old_logp, ref_logp, advantages, mask, num_items_in_batch=None,
+                  importance_sampling_ratio=None):
     """TRL's ``GRPOTrainer._compute_loss`` on our tensors (only the model forward is replaced).
 
     ``logp`` plays the current policy's per-token log-probs and may require grad; ``old_logp=None``
     means on-policy (TRL then uses ``logp.detach()``); ``ref_logp`` is read only when
     ``trainer.beta != 0``; ``num_items_in_batch`` (for ``dapo``) defaults to ``mask.sum()``.
+    ``importance_sampling_ratio`` (from :func:`trl_rollout_is`) turns on TRL's vLLM correction.
     """
     batch, width = logp.shape
     entropies = torch.ones_like(logp)
@@ -134,7 +140,64 @@ def trl_grpo_loss(trainer, logp, old_logp, ref_logp, advantages, mask, num_items
         inputs["old_per_token_logps"] = old_logp
     if ref_logp is not None:
         inputs["ref_per_token_logps"] = ref_logp
-    return trainer._compute_loss(trainer.model, inputs)
+    if importance_sampling_ratio is None:
+        return trainer._compute_loss(trainer.model, inputs)
+    inputs["importance_sampling_ratio"] = importance_sampling_ratio
+    with _attributes(trainer, use_vllm=True, vllm_importance_sampling_correction=True):
+        return trainer._compute_loss(trainer.model, inputs)
+
+
+@contextlib.contextmanager
+def _attributes(obj, **values):
+    """Set attributes of ``obj`` for a while (here: a trainer's vLLM flags without vLLM)."""
+    saved = {name: getattr(obj, name) for name in values}
+    for name, value in values.items():
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(obj, name, value)
+
+
+IS_METRICS = (
+    "sampling/sampling_logp_difference/mean", "sampling/sampling_logp_difference/max",
+    "sampling/importance_sampling_ratio/min", "sampling/importance_sampling_ratio/mean",
+    "sampling/importance_sampling_ratio/max",
+)
+
+
+def trl_rollout_is(trainer, trainer_logp, sampler_logp, mask, mode="sequence_mask",
+                   clip_max=3.0, clip_min=None):
+    """TRL's ``vllm_importance_sampling_correction`` on our tensors: ``(ratio, metrics)``.
+
+    ``trainer`` must have been built with a :class:`RewardQueue` and ``per_device_train_batch_size``
+    equal to ``B``. ``mask`` is right-padded with at least one full row (TRL pads to the longest
+    completion); TRL is handed each row's real tokens only, with ``None`` where ``sampler_logp`` is
+    NaN, as vLLM reports a missing log-prob. ``ratio`` is ``(B, T)`` (token modes) or ``(B, 1)``.
+    """
+    lengths = [int(n) for n in mask.sum(-1).tolist()]
+    if max(lengths) != mask.shape[1] or not torch.equal(
+            mask.bool(), torch.arange(mask.shape[1]) < torch.tensor(lengths)[:, None]):
+        raise ValueError("trl_rollout_is: mask must be right-padded with at least one full row")
+    batch = len(lengths)
+    completion_ids = [[2] * n for n in lengths]
+    sampler_lists = [[None if math.isnan(x) else x for x in row[:n]]
+                     for row, n in zip(sampler_logp.tolist(), lengths)]
+    generated = ([[3, 4]] * batch, completion_ids, None, ["t0 " * n for n in lengths],
+                 sampler_lists, {}, None, None)
+    trainer.reward_funcs[0].pending = [0.0] * batch
+    trainer._metrics["train"].clear()
+    with _attributes(trainer, use_vllm=True, vllm_importance_sampling_correction=True,
+                     vllm_importance_sampling_mode=mode,
+                     vllm_importance_sampling_clip_max=clip_max,
+                     vllm_importance_sampling_clip_min=clip_min,
+                     _generate=lambda prompts: generated,
+                     _get_per_token_logps_and_entropies=lambda *a, **k: (trainer_logp, None, None)
+                     ), _quiet():
+        out = trainer._generate_and_score_completions([{"prompt": "t1 t2"}] * batch)
+    metrics = {name: trainer._metrics["train"][name][-1] for name in IS_METRICS}
+    return out["importance_sampling_ratio"], metrics
 
 
 def trl_group_advantages(rewards, num_generations: int, scale_rewards: str = "group",
