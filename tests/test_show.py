@@ -49,6 +49,13 @@ def test_the_shown_code_still_runs_as_the_original():
     assert namespace["_example"](1, ["a", "b"]) == _example(1, ["a", "b"]) == 3
 
 
+def test_an_excerpt_of_a_long_function():
+    shown = source_without_guards(_example, start="for name in names", lines=2)
+    assert shown == "for name in names:\n    x += len(name)"
+    with pytest.raises(ValueError, match="no line of _example contains"):
+        source_without_guards(_example, start="while")
+
+
 def test_no_source_is_a_clear_error():
     with pytest.raises(TypeError, match="no Python source"):
         source_without_guards(len)

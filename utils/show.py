@@ -31,11 +31,14 @@ def _docstring_node(function: ast.AST) -> ast.stmt | None:
     return None
 
 
-def source_without_guards(obj: Any, docstring: bool = False) -> str:
+def source_without_guards(obj: Any, docstring: bool = False, start: str | None = None,
+                          lines: int | None = None) -> str:
     """The source of ``obj`` (a function, method or class) without its input guards.
 
     Guards are dropped at any depth, each with the comment lines just above it; the docstring is
-    dropped too unless ``docstring=True``. Raises ``TypeError`` when ``obj`` has no Python source.
+    dropped too unless ``docstring=True``. ``start`` and ``lines`` cut an excerpt of a long
+    function (``lines`` lines from the first one containing ``start``). Raises ``TypeError`` when
+    ``obj`` has no Python source, ``ValueError`` when no line contains ``start``.
     """
     try:
         source = textwrap.dedent(inspect.getsource(obj))
@@ -50,18 +53,25 @@ def source_without_guards(obj: Any, docstring: bool = False) -> str:
     doc = _docstring_node(definition)
     if doc is not None and not docstring:
         drop.update(range(doc.lineno - 1, doc.end_lineno))
-    lines = source.splitlines()
-    for start in sorted(drop):  # a comment right above a dropped statement goes with it
-        above = start - 1
-        while above >= 0 and above not in drop and lines[above].strip().startswith("#"):
+    source_lines = source.splitlines()
+    for first in sorted(drop):  # a comment right above a dropped statement goes with it
+        above = first - 1
+        while above >= 0 and above not in drop and source_lines[above].strip().startswith("#"):
             drop.add(above)
             above -= 1
-    return "\n".join(line for number, line in enumerate(lines) if number not in drop)
+    kept = [line for number, line in enumerate(source_lines) if number not in drop]
+    if start is not None:
+        first = next((i for i, line in enumerate(kept) if start in line), None)
+        if first is None:
+            raise ValueError(f"show_source: no line of {obj.__qualname__} contains {start!r}")
+        kept = textwrap.dedent("\n".join(kept[first:])).splitlines()
+    return "\n".join(kept if lines is None else kept[:lines])
 
 
-def show_source(obj: Any, docstring: bool = False) -> None:
+def show_source(obj: Any, docstring: bool = False, start: str | None = None,
+                lines: int | None = None) -> None:
     """Display :func:`source_without_guards`: highlighted in Jupyter, plain text elsewhere."""
-    text = source_without_guards(obj, docstring=docstring)
+    text = source_without_guards(obj, docstring=docstring, start=start, lines=lines)
     try:
         from IPython import get_ipython
         from IPython.display import Code, display
