@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from utils.generation import Completion, Prompt
+from utils.grader.baselines import last_number_correct, strict_regex_correct
 from utils.rewards import (
     extract_final_answer,
     is_correct,
@@ -538,31 +539,6 @@ def _shorten(text: str, width: int) -> str:
 
 
 # ------------------------------------------------------------------------------- parsers
-_NUMBER_TEXT = r"-?[$0-9.,]+"
-_STRICT_TAG_RE = re.compile(r"<answer>\s*(" + _NUMBER_TEXT + r")\s*</answer>")
-_FLEXIBLE_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")  # lm-eval-harness "flexible-extract"
-
-
-def _normalise(text: str) -> str:
-    """lm-eval-harness style: drop commas and dollar signs and a final full stop; keep the rest."""
-    return text.replace(",", "").replace("$", "").strip().rstrip(".")
-
-
-def strict_regex_correct(text: str, gold: str) -> bool:
-    """A strict regex grader: the tags hold a bare number whose *string* equals the gold."""
-    match = _STRICT_TAG_RE.search(text)
-    return match is not None and _normalise(match.group(1)) == gold
-
-
-def last_number_correct(text: str, gold: str) -> bool:
-    """The flexible grader of many GRPO notebooks: the last number anywhere, compared as text."""
-    matches = _FLEXIBLE_RE.findall(text)
-    if not matches:
-        return False
-    last = next(group for group in matches[-1] if group)
-    return _normalise(last) == gold
-
-
 PARSERS: dict[str, Callable[[str, str], bool]] = {
     "strict regex (tags, string match)": strict_regex_correct,
     "flexible last number": last_number_correct,

@@ -6,16 +6,14 @@
   "format weight", "tag count weight"), a "format rule" toggle (strict or soft: which format
   reward the format weight pays) and a std checkbox (GRPO divides by the group std; Dr. GRPO
   does not). The rendered table fits a laptop screen and scrolls sideways when it cannot.
-- :func:`naive_accuracy_reward`, :func:`naive_format_reward` and :func:`math_verify_reward` are
-  the graders ours is compared with (the lab's "reward hacking" section and
-  ``benchmarks/rewards.py``). They are here to be beaten, not used for training.
+- :func:`naive_accuracy_reward`, :func:`naive_format_reward` and :func:`math_verify_reward`, the
+  graders ours is compared with, live in :mod:`utils.grader.baselines` (imported here for the lab).
 """
 
 from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,67 +21,18 @@ from typing import Any
 import pandas as pd
 import torch
 
+from utils.grader.baselines import (  # noqa: F401 - the lab's graders to compare, by their old names
+    NAIVE_ANSWER_RE,
+    NAIVE_FORMAT_RE,
+    NAIVE_NUMBER_RE,
+    math_verify_reward,
+    naive_accuracy_reward,
+    naive_extract_answer,
+    naive_format_reward,
+)
 from utils.rewards import DEFAULT_WEIGHTS, REWARD_FUNCTIONS, completion_text, score_completions
 
 FORMAT_KINDS = ("strict", "soft")
-
-
-# --------------------------------------------------------------------------------------------
-# The graders ours is compared with
-# --------------------------------------------------------------------------------------------
-
-# A naive grader the course composes from two common shortcuts, with our tag names. First: a
-# format regex without re.DOTALL, so ``.`` stops at the first newline and any multi-line reasoning
-# fails to match.
-NAIVE_FORMAT_RE = re.compile(r"^<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>\n?$")
-NAIVE_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>")
-NAIVE_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def naive_extract_answer(text: str) -> str | None:
-    """The naive extraction: a one-line ``<answer>`` match, else the last number of the text.
-
-    Both are shortcuts seen in many quick GRPO scripts, combined here by the course: a multi-line
-    answer block does not match, and the "last number" fallback reads the reasoning (or the second
-    candidate of a hedge) as the answer.
-    """
-    match = NAIVE_ANSWER_RE.search(text)
-    numbers = NAIVE_NUMBER_RE.findall((match.group(1) if match else text).replace(",", ""))
-    return numbers[-1] if numbers else None
-
-
-def naive_accuracy_reward(completions: Any, answer: Any, **kwargs: Any) -> list[float]:
-    """1.0 when the naive extraction equals the gold as floats."""
-    rewards = []
-    for completion, gold in zip(completions, answer, strict=True):
-        found = naive_extract_answer(completion_text(completion))
-        try:
-            rewards.append(float(found is not None and float(found) == float(gold)))
-        except (TypeError, ValueError):
-            rewards.append(0.0)
-    return rewards
-
-
-def naive_format_reward(completions: Any, **kwargs: Any) -> list[float]:
-    """1.0 when the no-DOTALL format regex matches: only for one-line reasoning and answers."""
-    return [1.0 if NAIVE_FORMAT_RE.match(completion_text(c)) else 0.0 for c in completions]
-
-
-def math_verify_reward(completions: Any, answer: Any, **kwargs: Any) -> list[float]:
-    """math_verify with its defaults: ``verify(parse(gold), parse(completion))``.
-
-    A strong symbolic checker for one clean final answer; it is not built to refuse hedges or
-    empty answer tags. Needs ``pip install math-verify`` (a dev dependency of the course).
-    """
-    from math_verify import parse, verify
-
-    rewards = []
-    for completion, gold in zip(completions, answer, strict=True):
-        try:
-            rewards.append(float(verify(parse(str(gold)), parse(completion_text(completion)))))
-        except Exception:  # noqa: BLE001 - a grader under comparison scores 0 where it fails
-            rewards.append(0.0)
-    return rewards
 
 
 # --------------------------------------------------------------------------------------------
