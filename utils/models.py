@@ -248,18 +248,22 @@ def import_unsloth_first(mode: str | None = None, backend: str | None = None) ->
     return True
 
 
-def _load_policy_peft_4bit(model_name: str, lora: LoraSettings):
-    """The 4-bit LoRA policy without Unsloth: bitsandbytes NF4 weights, fp16/bf16 compute."""
+def _load_policy_peft_4bit(model_name: str, lora: LoraSettings, device=None, compute_dtype=None):
+    """The 4-bit LoRA policy without Unsloth: bitsandbytes NF4 weights, fp16/bf16 compute.
+
+    ``device`` (default: this process's GPU, ``LOCAL_RANK``) and ``compute_dtype`` (default: bf16
+    on Ampere+, fp16 on a T4) are there so that tests run this same path on a CPU, where
+    bitsandbytes has a 4-bit backend too (tests/test_gpu_path.py)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    dtype = pick_dtype("cuda")
+    dtype = compute_dtype or pick_dtype("cuda")
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = int(os.environ.get("LOCAL_RANK", "0")) if device is None else device
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(model_name), "left")
     model = AutoModelForCausalLM.from_pretrained(model_name, quantization_config=quant,
-                                                 dtype=dtype, device_map={"": local_rank})
+                                                 dtype=dtype, device_map={"": device})
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=lora.targets, task_type="CAUSAL_LM")
