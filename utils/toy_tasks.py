@@ -40,13 +40,19 @@ class single_thread(contextlib.ContextDecorator):
         torch.set_num_threads(self._threads)
 
 
-def budget(mode: str) -> dict[str, int]:
-    """Training lengths per workshop mode: ``smoke`` runs in seconds, ``cpu``/``gpu`` in full."""
+def budget(mode: str) -> dict[str, float]:
+    """Training lengths per workshop mode: ``smoke`` runs in seconds, ``cpu``/``gpu`` in full.
+
+    With them, what notebook 01 checks each run reaches: the critic's largest error on the path
+    and RL's least gain over the teacher (smoke's short runs get looser bounds).
+    """
     if mode == "smoke":
         return {"line_updates": 40, "line_seeds": 2, "variance_estimates": 500,
-                "sft_steps": 100, "sort_updates": 20, "sort_seeds": 1}
+                "sft_steps": 100, "sort_updates": 20, "sort_seeds": 1,
+                "critic_tolerance": 0.5, "min_rl_gain": 0.03}
     return {"line_updates": 150, "line_seeds": 8, "variance_estimates": 4000,
-            "sft_steps": 300, "sort_updates": 150, "sort_seeds": 3}
+            "sft_steps": 300, "sort_updates": 150, "sort_seeds": 3,
+            "critic_tolerance": 0.1, "min_rl_gain": 0.15}
 
 
 def smooth(values, window: int = 10) -> np.ndarray:
