@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.setup-done
 # Jupyter refuses to run as root without this flag (containers, cloud VMs).
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test unit notebooks bench cpu-demo diagrams links clean check-browser check-gpu-install
+.PHONY: setup lab test unit notebooks bench cpu-demo diagrams links clean check-browser check-gpu-install check-gpu-api
 
 setup: $(STAMP)
 
@@ -67,6 +67,11 @@ links: setup
 # `pip install -e ".[gpu]"`, through pip's dry-run resolver for CPython 3.12 (no wheel download).
 check-gpu-install: setup
 	$(PY) scripts/check_gpu_install.py
+
+# The course's Unsloth and vLLM calls against the pinned wheels' source (read with ast, never
+# imported): every function exists, every keyword is a parameter. Wheels cached after the first run.
+check-gpu-api: setup
+	$(PY) scripts/check_gpu_api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
