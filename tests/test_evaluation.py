@@ -398,3 +398,18 @@ def test_adapter_rank_reads_the_saved_config(lora_adapters, tmp_path):
     assert evaluation.adapter_rank(lora_adapters["random"]) == 8
     with pytest.raises(FileNotFoundError):
         evaluation.adapter_rank(tmp_path)
+
+
+def test_shared_vllm_only_in_gpu_mode_where_vllm_runs(monkeypatch, lora_adapters):
+    import utils.models
+
+    loaded = []
+    monkeypatch.setattr(evaluation, "load_vllm", lambda **kwargs: loaded.append(kwargs) or "engine")
+    monkeypatch.setattr(utils.models, "vllm_status", lambda: (True, "ok"))
+    assert evaluation.shared_vllm("cpu", lora_adapters["random"]) is None
+    assert evaluation.shared_vllm("smoke") is None
+    assert loaded == []
+    assert evaluation.shared_vllm("gpu", lora_adapters["random"]) == "engine"
+    assert loaded == [{"max_lora_rank": 8, "max_model_len": 1024 + 1024}]
+    monkeypatch.setattr(utils.models, "vllm_status", lambda: (False, "a T4"))
+    assert evaluation.shared_vllm("gpu", lora_adapters["random"]) is None

@@ -229,6 +229,23 @@ def adapter_rank(adapter: str | Path) -> int:
     return int(json.loads(config.read_text())["r"])
 
 
+def shared_vllm(mode: str, adapter: str | Path | None = None):
+    """One vLLM engine for a notebook's base and adapter runs, or None where there is none.
+
+    Only ``gpu`` mode on a GPU that :func:`utils.models.vllm_status` allows gets one (sized for
+    the adapter's LoRA rank); elsewhere each run uses Hugging Face generate, as
+    :func:`make_generator` decides. Loading the 3B weights once saves minutes per run.
+    """
+    if mode != "gpu":
+        return None
+    from utils.models import vllm_status
+
+    if not vllm_status()[0]:
+        return None
+    return load_vllm(max_lora_rank=adapter_rank(adapter) if adapter else None,
+                     max_model_len=MODE_DEFAULTS["gpu"]["max_new_tokens"] + 1024)
+
+
 def vllm_generator(llm, config: EvalConfig) -> Generator:
     """vLLM generation: chat prompts rendered with the model's template, the adapter as a LoRA
     request, and one seed per question (``seed + position``) so chunking never changes a sample."""
