@@ -20,8 +20,10 @@ import sync_links  # a script, not part of the package
 CHECKED_NOTEBOOKS = [
     "01_rl_foundations.ipynb",
     "02_ppo_vs_grpo.ipynb",
+    "05_gsm8k_evaluation.ipynb",
     "solutions/01_rl_foundations_solutions.ipynb",
     "solutions/02_ppo_vs_grpo_solutions.ipynb",
+    "solutions/05_gsm8k_evaluation_solutions.ipynb",
 ]
 MAX_CODE_LINE = 88
 MAX_MEDIAN_MARKDOWN_LINES = 6
