@@ -26,6 +26,7 @@ import utils.runtime
 from utils import models
 from utils.install_sets import Runtime, choose
 from utils.runtime import pick_dtype
+from utils.toy_tasks import single_thread
 from utils.training import PRESETS, get_preset, grpo_config, train, train_prompts
 
 SMOKE = get_preset("smoke")
@@ -35,6 +36,14 @@ GPUS = {  # preset -> the GPU it is for: (name, compute capability)
     "a100": ("NVIDIA A100-SXM4-40GB", (8, 0)),
 }
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # A 0.1M-parameter model: on the shared 2-core machine a GRPO step took 1-2 s on one
+    # thread and 6-15 s on two (thread synchronisation, not work).
+    with single_thread():
+        yield
 
 
 def gpu_dtype(monkeypatch, capability) -> torch.dtype:
