@@ -8,37 +8,26 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from utils.grader import units
 from utils.grader.locate import _WORD_RE, _final_reading, _Reading, _safe, completion_text
 from utils.grader.numerals import Quantity, parse_number
 
-_PERCENT_RE = re.compile(r"%|\bpercent|\bper cent", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"%|\bpercent|\bper cent|\bpor ciento|\bpour cent|\bper cento"
+                         r"|\bpor cento|\bprozent", re.IGNORECASE)
+# The question asks FOR a percentage ("what percent", "as a percentage"), not merely mentions one
+# ("if he pays 10% less, how much..."): only then is a money answer the wrong quantity.
+_ASKS_PERCENT_RE = re.compile(
+    r"\b(?:what|which)\s+(?:[a-z']+\s+){0,3}?(?:percent|per cent|percentage)"
+    r"|\bhow many (?:percent|per cent)|\bhow much percent"
+    r"|\b(?:in|as an?|as|into)\s+(?:a\s+)?(?:percent|per cent|percentage)s?\b|\bin\s*%"
+    r"|\b(?:find|calculate|compute|determine|express|give)\s+(?:[a-z']+\s+){0,3}?"
+    r"(?:percent|per cent|percentage)", re.IGNORECASE)
 _MONEY_RE = re.compile(r"[$\u00a3\u20ac]|\b(?:dollars?|cents?|money|cost|costs|price|pay|paid"
-                       r"|spend|spent|earn|earns|earned|profit|budget)\b", re.IGNORECASE)
+                       r"|spend|spent|earn|earns|earned|profit|budget|d[o\u00f3]lar(?:es)?|euros?"
+                       r"|reais|pesos)\b|\u7f8e\u5143|\u5143|\u94b1", re.IGNORECASE)
+# LaTeX maths is not money: "$10\\%$" is ten percent, "$$...$$" a display.
+_LATEX_MATHS_RE = re.compile(r"\$\$.*?\$\$|(?<!\\)\$(?=[^$\n]*\\)[^$\n]*(?<!\\)\$", re.DOTALL)
 _SCALE_WORDS = {"k": "thousand", "m": "million", "mn": "million", "bn": "billion"}
-_UNIT_FAMILIES = (
-    frozenset({"second", "minute", "hour", "day", "week", "month", "year"}),
-    frozenset({"inch", "foot", "yard", "mile", "millimeter", "centimeter", "meter", "kilometer"}),
-    frozenset({"gram", "kilogram", "ounce", "pound", "ton"}),
-    frozenset({"milliliter", "liter", "gallon", "quart", "pint", "cup"}),
-    frozenset({"dollar", "cent"}),
-)
-_UNIT_ALIASES = {
-    "sec": "second", "min": "minute", "hr": "hour", "ft": "foot", "feet": "foot", "yd": "yard",
-    "mi": "mile", "mm": "millimeter", "cm": "centimeter", "meter": "meter", "metre": "meter",
-    "km": "kilometer", "kilometre": "kilometer", "centimetre": "centimeter",
-    "millimetre": "millimeter", "g": "gram", "kg": "kilogram", "oz": "ounce", "lb": "pound",
-    "ml": "milliliter", "litre": "liter", "millilitre": "milliliter", "usd": "dollar",
-    "buck": "dollar",
-}
-
-
-def _unit_name(word: str) -> str:
-    """``Minutes`` -> ``minute``, ``feet`` -> ``foot``, ``lbs`` -> ``pound``, ``km`` ->
-    ``kilometer``: one name per unit."""
-    word = word.lower()
-    if word not in _UNIT_ALIASES and len(word) > 2:
-        word = word.removesuffix("s")
-    return _UNIT_ALIASES.get(word, word)
 
 
 @functools.lru_cache(maxsize=4096)  # a group's completions share their question
@@ -50,11 +39,34 @@ def _asked_sentence(question: str) -> str:
     return (asking[-1] if asking else sentences[-1] if sentences else "").lower()
 
 
+def _asked_units(asked: str) -> set[str]:
+    return {units.unit_name(w) for w in _WORD_RE.findall(asked)}
+
+
+def _same_compound(answer: Quantity, gold: Fraction, asked: str) -> bool:
+    """A quantity stated in several units (``2 hours 40 minutes``, ``60 minutes (1 hour)``) is
+    the gold when it is, in the unit the question asks for; when it asks for none of its family,
+    in any unit it names."""
+    named = dict(answer.readings)
+    wanted = {u for u in _asked_units(asked) if any(units.same_family(u, n) for n in named)}
+    if wanted:
+        return any(named.get(unit) == gold for unit in wanted)
+    return gold in named.values()
+
+
+def _money_in(completion: str) -> bool:
+    if "$" in completion and "\\" in completion:
+        completion = _LATEX_MATHS_RE.sub(" ", completion)
+    return _MONEY_RE.search(completion) is not None
+
+
 def _same_quantity(answer: Quantity, gold: Fraction, completion: str, question: str) -> bool:
     """Whether the stated answer is the gold quantity: value, magnitude, percent and unit."""
     if not (answer.scale or answer.percent or answer.currency or answer.unit):
         return answer.value == gold  # a bare number: no unit rule applies
     asked = _asked_sentence(question) if question else ""
+    if answer.readings:
+        return _same_compound(answer, gold, asked)
     value = answer.value
     if answer.scale and asked:
         word = _SCALE_WORDS.get(answer.scale, answer.scale)
@@ -62,22 +74,21 @@ def _same_quantity(answer: Quantity, gold: Fraction, completion: str, question: 
             value = answer.unscaled
     if value != gold:
         return False
-    asks_percent = bool(asked) and _PERCENT_RE.search(asked) is not None
+    asks_percent = bool(asked) and _ASKS_PERCENT_RE.search(asked) is not None
     if answer.percent:
         if question:
             return asks_percent or (not _MONEY_RE.search(asked)
                                     and _PERCENT_RE.search(question) is not None)
         mentions = len(_PERCENT_RE.findall(completion))
-        return mentions > 1 or not _MONEY_RE.search(completion)
+        return mentions > 1 or not _money_in(completion)
     if asks_percent and answer.currency:
         return False
     unit = "dollar" if answer.currency and not answer.unit.startswith("cent") else answer.unit
     if asked and unit:
-        unit = _unit_name(unit)
-        asked_units = {_unit_name(w) for w in _WORD_RE.findall(asked)}
-        for family in _UNIT_FAMILIES:
-            if unit in family and (asked_units & family) and unit not in asked_units:
-                return False
+        unit = units.unit_name(unit)
+        asked_units = _asked_units(asked)
+        if unit not in asked_units and any(units.same_family(unit, u) for u in asked_units):
+            return False
     return True
 
 

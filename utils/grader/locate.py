@@ -14,6 +14,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+from utils.grader import grouping
 from utils.grader.numerals import (
     _MAX_DIGITS,
     _MAX_SLOT_CHARS,
@@ -21,18 +22,24 @@ from utils.grader.numerals import (
     _NUMBER_RE,
     _WORD_TENS,
     _WORD_UNITS,
+    COMPOUND_RE,
     Quantity,
     _clean_number_text,
     _first_word,
     _normalise,
-    _words_to_number,
+    _read_compound,
+    compound_spans,
+    quantity_tokens,
     read_quantity,
 )
+from utils.grader.units import unit_name
+from utils.grader.words import spelled_to_digits
 from utils.prompts import ANSWER_CLOSE, ANSWER_OPEN, TAGS, THINK_CLOSE, THINK_OPEN
 
 _HEDGE_RE = re.compile(
-    r"\b(?:or|either|maybe|perhaps|possibly|probably|between|wait|actually|instead)\b"
-    r"|\u00b1|\+/-|\+-|-/\+",
+    r"\b(?:or|either|maybe|perhaps|possibly|probably|between|wait|actually|instead|oder|ou"
+    r"|oppure|quiz[a\u00e1]s|peut-\u00eatre|vielleicht|forse|talvez|entre|zwischen)\b"
+    r"|\u00b1|\+/-|\+-|-/\+|\u6216|\u4e5f\u8bb8|\u53ef\u80fd",
     re.IGNORECASE,
 )
 # An approximate, bounded or doubtful answer is not an exact final answer, even with one number.
@@ -40,7 +47,9 @@ _QUALIFIER_RE = re.compile(
     r"[\u2248\u2264\u2265]|~\s*[$\u00a3\u20ac]?\d|\\approx|\\sim\b|\b(?:about|approximately|approx"
     r"|around|roughly|nearly|almost|at least|at most|more than|less than|up to|or so|or more"
     r"|or less|or fewer|maybe|perhaps|probably|possibly|could be|might be|not sure|unsure"
-    r"|i guess|estimated?)\b",
+    r"|i guess|estimated?|aproximadamente|alrededor de|environ|\u00e0 peu pr\u00e8s|etwa"
+    r"|ungef\u00e4hr|circa|cerca de|quase|casi|presque|fast)\b"
+    r"|\u5927\u7ea6|\u5927\u6982|\u5de6\u53f3|\u81f3\u5c11|\u6700\u591a|\u5dee\u4e0d\u591a",
     re.IGNORECASE,
 )
 _RANGE_RE = re.compile(r"\d%?\s*(?:-|\u2014|\bto\b|\bthrough\b)\s*[$\u00a3\u20ac]?\d")
@@ -48,7 +57,7 @@ _LIST_FILLER_RE = re.compile(r"(?:[\s,;/|&\[\](){}.:*]|\band\b|\bor\b)+", re.IGN
 _PAREN_RE = re.compile(r"\([^()]*\)")
 _LEADING_RE = re.compile(
     r"\s*(" + _NUMBER + r")(?:\s*+[a-zA-Z]++){0,3}\s*+"
-    r"(?:[,;:(\n\u2014]|-\s|\bbecause\b|\bsince\b|\bas\b|\bfrom\b)",
+    r"(?:[,;:(\n\u2014]|-\s++(?![\d$(])|\bbecause\b|\bsince\b|\bas\b|\bfrom\b)",
 )
 _CUE_RE = re.compile(
     r"\b(?:making|makes|made|is|are|was|were|equals?|equalling|gives?|totals?|totalling"
@@ -59,7 +68,17 @@ _CUE_RE = re.compile(
 # "answer is", "answer:", "Final Answer: **18**"; matched on lower-cased text from the literal
 # "nswer" (fast: the regex engine jumps between literal hits), the "a" before it checked in Python.
 _ANSWER_PHRASE_RE = re.compile(r"nswer\s*\**\s*(?:is\b\s*:?|:|=)\s*\**")
-_SENTENCE_END_RE = re.compile(r"\.(?!\d)|\n")
+# The same in Spanish, French, German, Italian, Portuguese ("la respuesta es", "Antwort:") and
+# Chinese (答案是, 答案：); only looked for when one of these words is in the text.
+_FOREIGN_PHRASE_RE = re.compile(
+    r"\b(?:respuesta|r[e\u00e9]ponse|antwort|risposta|resposta)(?:\s+(?:final(?:e|mente)?|correcta"
+    r"|correcte|corretta|correta))?\s*\**\s*(?:es|est|ist|lautet|\u00e8|\u00e9|e|:|=)\s*:?\s*\**"
+    r"|(?:\u6700\u7ec8|\u6700\u540e\u7684?)?\u7b54\u6848\s*(?:\u662f|\u4e3a|\u70ba|:|\uff1a)\s*:?\s*"
+    r"|\u7b54\s*[:\uff1a]\s*",
+    re.IGNORECASE,
+)
+_FOREIGN_HINTS = ("respuesta", "ponse", "antwort", "risposta", "resposta", "\u7b54")
+_SENTENCE_END_RE = re.compile(r"\.(?!\d)|\n|[\u3002\uff01\uff1f\uff1b]")
 _HASHES_RE = re.compile(r"####[ \t]*(?=[-$\u00a3\u20ac\d\\.])([^\n]*)")
 _BOX_OPEN_RE = re.compile(r"\\(?:boxed|fbox)\{")
 _ANY_TAG_RE = re.compile(r"<\s*(/?)\s*(answer|think)\s*>", re.IGNORECASE)
@@ -82,7 +101,7 @@ _TO_THE_GRADER_RE = re.compile(
     r"|mark (?:this|it|me|the answer) (?:as )?correct|output 1)\b",
     re.IGNORECASE,
 )
-_STATEMENT_END_RE = re.compile(r"[.!?](?=\s)|\n")
+_STATEMENT_END_RE = re.compile(r"[.!?](?=\s)|\n|[\u3002\uff01\uff1f]")
 _STATEMENT_TAIL = 3000  # the final statement is read from the last characters only
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,80})\*\*")
 _WORD_RE = re.compile(r"[a-z]+")
@@ -95,6 +114,7 @@ _META_WORDS = frozenset({
     "our", "you", "your",
 })
 _REVISION_GAP = 80  # a gap this short that contains "or", "maybe"... lists candidates
+_PHRASE_REACH = 300  # answer phrases this far before the first slot may state the same answer
 
 _EMPTY, _AMBIGUOUS = "empty", "ambiguous"  # why an answer slot has no value
 
@@ -132,9 +152,10 @@ def _read_slot(slot: str, question: str = "") -> _Reading | str:
         return _agree([_read_slot(box, question) for box in boxes])
     if _to_the_grader(text):
         return _AMBIGUOUS  # an answer addressed to the grader is no answer
-    tokens = list(_NUMBER_RE.finditer(text))
-    if len(tokens) > 1 and (_HEDGE_RE.search(text)
-                            or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text))):
+    spelled = spelled_to_digits(text)  # "forty dollars" -> "40 dollars"
+    tokens = quantity_tokens(spelled)
+    if len(tokens) > 1 and (_HEDGE_RE.search(spelled)
+                            or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", spelled))):
         return _AMBIGUOUS  # several candidates (checked first: it is the cheap common case)
     quantity = read_quantity(text)
     if quantity is not None:
@@ -142,8 +163,8 @@ def _read_slot(slot: str, question: str = "") -> _Reading | str:
     if not tokens:
         return _EMPTY
     if len(tokens) == 1:
-        return _token(tokens[0], text)
-    return _read_working(text, slot, question)
+        return _token(tokens[0], spelled)
+    return _read_working(spelled, slot, question)
 
 
 def _read_working(text: str, source: str, question: str = "") -> _Reading | str:
@@ -154,13 +175,19 @@ def _read_working(text: str, source: str, question: str = "") -> _Reading | str:
     sentence (four words or more) states its result last: "She sells 9 eggs at $2 each for $18 a
     day." A bare list of quantities ("2 hours 30 minutes") states none.
     """
-    outside = _PAREN_RE.sub(" ", text)  # "20 cups (60 - 40)": the parentheses justify
-    remaining = list(_NUMBER_RE.finditer(outside))
+    kept = compound_spans(text) if "(" in text else []  # "60 minutes (1 hour)" is one quantity
+    outside = _PAREN_RE.sub(  # "20 cups (60 - 40)": the parentheses justify
+        lambda m: m.group() if any(a <= m.start() < b for a, b in kept) else " ", text)
+    if compound_spans(text, conflicts=True):
+        return _AMBIGUOUS  # "60 minutes (2 hours)": one quantity said two ways that disagree
+    remaining = quantity_tokens(outside)
     if len(remaining) == 1:
         return _token(remaining[0], outside, source)
     if "=" in outside:
-        return _read_equation(outside, source)
-    if _RANGE_RE.search(outside):
+        reading = _read_equation(outside, source)
+        if isinstance(reading, _Reading) or not _word_count(outside):
+            return reading  # else a sentence around the working: "3 - 8 = -5, so it is -5"
+    if "=" not in outside and _RANGE_RE.search(outside):  # "3 - 8 = -5" is working, not a range
         return _AMBIGUOUS
     if question:
         givens = _question_values(question)
@@ -174,9 +201,17 @@ def _read_working(text: str, source: str, question: str = "") -> _Reading | str:
     cues = list(_CUE_RE.finditer(outside))
     if cues:
         return _token(cues[-1], outside, source, group=1)
-    if len(_WORD_RE.findall(outside.lower())) >= 4:
+    if _word_count(outside) >= 4:
         return _token(remaining[-1], outside, source)
     return _AMBIGUOUS
+
+
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
+
+
+def _word_count(text: str) -> int:
+    """Words of any script; a Chinese character counts as one."""
+    return sum(len(w) if "\u4e00" <= w[0] <= "\u9fff" else 1 for w in _LETTERS_RE.findall(text))
 
 
 def _read_equation(text: str, source: str) -> _Reading | str:
@@ -195,13 +230,25 @@ def _read_equation(text: str, source: str) -> _Reading | str:
         tokens = list(_NUMBER_RE.finditer(side))
         if len(tokens) == 1 and not re.search(r"[-+*/\u00d7\u00f7^]|\\times|\\cdot", side):
             readings.append(_token(tokens[0], side, source))
-    return _agree(readings) if readings else _AMBIGUOUS
+    if not readings:
+        return _AMBIGUOUS
+    # "6/40 = 15%": a fraction and the same percentage agree; the percentage is the result
+    values = {r.quantity.value / 100 if r.quantity.percent else r.quantity.value
+              for r in readings if isinstance(r, _Reading)}
+    if len(readings) > 1 and len(values) == 1 and readings[-1].quantity.percent and all(
+            isinstance(r, _Reading) for r in readings):
+        return readings[-1]
+    return _agree(readings)
 
 
 def _token(match: re.Match, text: str, source: str | None = None, group: int = 0) -> _Reading | str:
     """The number a regex match points at, read with the words around it that change it: a unit
     word after it, "below zero" after it, "negative" right before it."""
     token = match.group(group)
+    if token[:1].isdigit() and (compound := COMPOUND_RE.match(text, match.start(group))):
+        quantity = _read_compound(compound.group())
+        if quantity is not None:
+            return _Reading(compound.group().strip(), quantity, text if source is None else source)
     after = text[match.end(group):]
     below_zero = _TOKEN_BELOW_ZERO_RE.match(after)
     if below_zero:
@@ -215,9 +262,12 @@ def _token(match: re.Match, text: str, source: str | None = None, group: int = 0
                                                          text if source is None else source)
 
 
-_TOKEN_BELOW_ZERO_RE = re.compile(r"(?:\s*(?:\u00b0\s*[CF]?|degrees?(?: (?:celsius|fahrenheit))?))?"
-                                  r"\s+below (?:zero|0)\b", re.IGNORECASE)
-_NEGATIVE_BEFORE_RE = re.compile(r"\bnegative\s*$", re.IGNORECASE)
+_TOKEN_BELOW_ZERO_RE = re.compile(
+    r"(?:\s*(?:\u00b0\s*[CF]?|degrees?(?: (?:celsius|fahrenheit))?|grados?|degr[e\u00e9]s?|grad"
+    r"|gradi|graus?))?\s+below (?:zero|0)\b", re.IGNORECASE)
+_NEGATIVE_BEFORE_RE = re.compile(r"\b(?:negative|negativo|n[e\u00e9]gatif)\s*$"
+                                 r"|(?<!\d\s)(?<!\d)\b(?:menos|moins|meno)\s+$",
+                                 re.IGNORECASE)
 
 
 def _agree(readings: list[_Reading | str]) -> _Reading | str:
@@ -308,20 +358,25 @@ def _one_answer_between(gap: str) -> bool:
 
 
 def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
-                          read: Callable[[str], _Reading | str]) -> _Reading | str:
+                          read: Callable[[str], _Reading | str],
+                          anchors: set[int] | None = None) -> _Reading | str:
     """The reading of the final answer among ``spans``: the last group of statements (rule 2).
 
     Statements with only connectors between them (or a short "or"/"maybe" gap) form one group and
-    must agree; a later group after real text revises the earlier ones.
+    must agree; a later group after real text revises the earlier ones. With ``anchors`` (the
+    starts of the answer slots) the last group holding a slot is final: an answer phrase counts
+    only next to a slot (it agrees with it or contradicts it), never after real text.
     """
-    group = [spans[0]]
+    groups = [[spans[0]]]
     group_end = spans[0][1]
     for span in spans[1:]:
         if span[0] < group_end or _one_answer_between(text[group_end:span[0]]):
-            group.append(span)
+            groups[-1].append(span)
         else:
-            group = [span]
+            groups.append([span])
         group_end = max(group_end, span[1])
+    group = groups[-1] if anchors is None else next(
+        g for g in reversed(groups) if any(span[0] in anchors for span in g))
     contents, container_end = [], -1
     for _, end, content in group:  # sorted by start: a box inside a tag is read with the tag
         if end > container_end:
@@ -367,23 +422,26 @@ def _phrase_spans(outside: str) -> list[tuple[int, int, str]]:
     """"The (final) answer is ...", "Answer: ..." phrases: each runs to the end of its sentence,
     at most to the next phrase; phrases without a number are prose and are skipped."""
     lower = outside.lower()
-    matches = [m for m in _ANSWER_PHRASE_RE.finditer(lower)
+    matches = [(m.start() - 1, m.end()) for m in _ANSWER_PHRASE_RE.finditer(lower)
                if lower[m.start() - 1:m.start()] == "a"
                and not lower[max(m.start() - 2, 0):m.start() - 1].isalnum()]
+    if not lower.isascii() or any(hint in lower for hint in _FOREIGN_HINTS[:-1]):
+        matches = sorted(matches + [m.span() for m in _FOREIGN_PHRASE_RE.finditer(outside)])
     spans = []
-    for i, match in enumerate(matches):
-        limit = matches[i + 1].start() - 1 if i + 1 < len(matches) else len(lower)
-        window = outside[match.end():min(limit, match.end() + 300)]
+    for i, (start, end) in enumerate(matches):
+        limit = matches[i + 1][0] if i + 1 < len(matches) else len(lower)
+        window = outside[end:min(limit, end + 300)]
         phrase = _SENTENCE_END_RE.split(window, maxsplit=1)[0]
-        if any(ch.isdigit() for ch in phrase) or _words_to_number(phrase) is not None:
-            spans.append((match.start() - 1, match.end() + len(phrase), phrase))
+        if any(ch.isdigit() for ch in phrase) or any(
+                ch.isdigit() for ch in spelled_to_digits(phrase, whole=True)):
+            spans.append((start, end + len(phrase), phrase))
     return spans
 
 
 def _looks_finished(text: str) -> bool:
     """A completion cut off mid-sentence (max tokens) has not stated its last sentence yet."""
     tail = text.rstrip().rstrip("*_`\"' ")
-    if not tail or tail[-1] in ".!?)]}$%" or tail[-1].isdigit():
+    if not tail or tail[-1] in ".!?)]}$%\u3002\uff01\uff1f" or tail[-1].isdigit():
         return True
     return len(tail.rsplit("\n", 1)[-1].split()) <= 8
 
@@ -391,7 +449,7 @@ def _looks_finished(text: str) -> bool:
 def _final_statement(outside: str, question: str = "") -> _Reading | str:
     """The answer stated by the last sentence that states a number (rule 1c): a bold number in
     it, else the number it states as a result; a question or a doubtful sentence states none."""
-    if not any(ch.isdigit() for ch in outside) or not _looks_finished(outside):
+    if not _looks_finished(outside):
         return _EMPTY
     sentence = _last_numeric_sentence(outside.strip()[-_STATEMENT_TAIL:])
     if not sentence or sentence.rstrip("*_ ").endswith("?") or _to_the_grader(sentence):
@@ -405,7 +463,7 @@ def _final_statement(outside: str, question: str = "") -> _Reading | str:
     quantity = read_quantity(text)
     if quantity is not None:
         return _Reading(text, quantity, sentence)
-    tokens = list(_NUMBER_RE.finditer(text))
+    tokens = quantity_tokens(text)
     if len(tokens) == 1:
         return _token(tokens[0], text, sentence)
     if _HEDGE_RE.search(text) or not _LIST_FILLER_RE.sub("", _NUMBER_RE.sub("", text)):
@@ -420,12 +478,12 @@ _AFTERTHOUGHT_RE = re.compile(
 
 
 def _last_numeric_sentence(text: str) -> str:
-    """The last sentence (or line) of ``text`` that contains a digit and is not a check or a
-    note added after the result, with its end mark."""
+    """The last sentence (or line) of ``text`` that states a number (in digits or in words,
+    returned in digits) and is not a check or a note added after the result, with its end mark."""
     starts = [0] + [m.end() for m in _STATEMENT_END_RE.finditer(text)]
     ends = starts[1:] + [len(text)]
     for start, end in zip(reversed(starts), reversed(ends), strict=True):
-        sentence = text[start:end].strip()
+        sentence = spelled_to_digits(text[start:end].strip())
         if any(ch.isdigit() for ch in sentence) and not _AFTERTHOUGHT_RE.match(sentence):
             return sentence
     return ""
@@ -457,9 +515,14 @@ def _restates_question(reading: _Reading, question: str) -> bool:
     words = _content_words(_NUMBER_RE.sub(" ", reading.source))
     if len(words) < 2:
         return False
+    unit = unit_name(reading.quantity.unit) if reading.quantity.unit else ""
     for sentence in re.split(r"(?<=[.!?])\s+", question):
-        values = {read_quantity(m.group()) for m in _NUMBER_RE.finditer(sentence)}
-        values = {q.value for q in values if q is not None}
+        found = [(read_quantity(m.group()), _first_word(sentence[m.end():]))
+                 for m in _NUMBER_RE.finditer(sentence)]
+        same = {unit_name(w) for q, w in found if q and q.value == reading.quantity.value and w}
+        if unit and same and unit not in same:
+            continue  # "60 minutes" does not repeat the question's "60 pages"
+        values = {q.value for q, _ in found if q is not None}
         values |= {_WORD_UNITS.get(w, _WORD_TENS.get(w)) for w in _WORD_RE.findall(sentence.lower())}
         if reading.quantity.value in values:
             shared = words & _content_words(sentence)
@@ -470,14 +533,18 @@ def _restates_question(reading: _Reading, question: str) -> bool:
 
 def _final_reading(text: str, question: str = "") -> _Reading | str:
     """The final answer of a completion under the grading policy (rules 1-4 and 8)."""
-    text = _normalise(text)
+    text = grouping.regroup(_normalise(text), question)
     if "<" in text and any(tag not in TAGS for tag in _TAG_FIND_RE.findall(text)):
         text = _ANY_TAG_RE.sub(lambda m: _CANONICAL_TAGS[m[1], m[2].lower()], text)
     outside = _outside_reasoning(text)
     read = functools.partial(_read_slot, question=question) if question else _read_slot
     spans = _slot_spans(outside)
-    if spans:
-        reading = _last_statement_group(outside, spans, read)
+    if spans:  # with the phrases around them: "<answer>14</answer> The answer is 18" conflicts
+        near = max(0, spans[0][0] - _PHRASE_REACH)  # a phrase far before every slot is no neighbour
+        phrases = [(a + near, b + near, phrase) for a, b, phrase in _phrase_spans(outside[near:])
+                   if not any(start < b + near and a + near < end for start, end, _ in spans)]
+        reading = _last_statement_group(outside, sorted(spans + phrases), read,
+                                        anchors={start for start, _, _ in spans})
     elif _to_the_grader(outside):
         reading = _AMBIGUOUS
     elif phrases := _phrase_spans(outside):
