@@ -3,9 +3,9 @@
 - ``load_policy``'s ``peft`` backend (the loader multi-GPU runs and non-Unsloth users get) is run
   itself, on the smoke model: bitsandbytes has a CPU backend for 4-bit NF4, so only the device
   and the compute dtype are injected. One GRPO step with TRL runs on the result.
-- Every GPU preset is built into TRL's ``GRPOConfig``, whose own validation runs. On a CPU,
-  transformers refuses bf16 configs, so its hardware check is patched to answer as that GPU would
-  (no bf16 on a T4): the config itself is never changed.
+- Every GPU preset is built into TRL's ``GRPOConfig``, whose own validation runs. On a CPU, gpu
+  mode refuses to start and transformers refuses bf16 configs, so those two hardware checks are
+  patched to answer as that GPU would (no bf16 on a T4): the config itself is never changed.
 
 Not tested here: Unsloth (it cannot import without CUDA; ``make check-gpu-api`` reads its source),
 CUDA kernels, fp16/bf16 mixed precision in training, vLLM generation.
@@ -98,13 +98,11 @@ def test_peft_backend_loads_the_smoke_model_in_4bit_with_double_quantisation(pre
     assert tokenizer.padding_side == "left"
 
 
-def test_peft_backend_default_dtype_is_gpu_modes_choice(monkeypatch):
-    # On a CPU pick_dtype("cuda") answers as for a GPU without bf16 (a T4): fp16.
-    model, _ = load_4bit()
-    assert lora_modules(model)[0].base_layer.compute_dtype == pick_dtype("cuda") == torch.float16
-    monkeypatch.setattr(utils.runtime, "supports_bf16", lambda: True)  # Ampere+
-    model, _ = load_4bit()
-    assert lora_modules(model)[0].base_layer.compute_dtype == torch.bfloat16
+@pytest.mark.parametrize("bf16, expected", [(False, torch.float16), (True, torch.bfloat16)])
+def test_peft_backend_default_dtype_is_gpu_modes_choice(monkeypatch, bf16, expected):
+    monkeypatch.setattr(utils.runtime, "supports_bf16", lambda: bf16)  # a T4, an Ampere+ GPU
+    model, _ = load_4bit()  # no compute_dtype: the loader's own choice, pick_dtype("cuda")
+    assert lora_modules(model)[0].base_layer.compute_dtype == expected == pick_dtype("cuda")
 
 
 def test_gradients_reach_every_lora_through_the_4bit_layers():
