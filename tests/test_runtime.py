@@ -62,6 +62,17 @@ def test_known_problems_flags_bad_combinations():
     assert runtime.known_problems("cpu", good, gpu_name=None, bf16=False) == []
 
 
+def test_known_problems_reads_local_builds_and_pre_releases():
+    # One version reader (install_sets.version_tuple): "+local" and "rc"/"post" tails are not a
+    # newer release, a ".dev" of the next minor is.
+    same = {"transformers": "5.17.0+cu128", "trl": "1.15.0.post1", "datasets": "4.8.5rc1"}
+    assert runtime.known_problems("cpu", same, gpu_name=None, bf16=False) == []
+    newer = {"transformers": "5.18.0.dev0", "trl": "1.15.1rc1", "datasets": "5.0.0rc2"}
+    text = "\n".join(runtime.known_problems("cpu", newer, gpu_name=None, bf16=False))
+    for fragment in ("transformers 5.18.0.dev0", "trl 1.15.1rc1", "datasets 5.0.0rc2"):
+        assert fragment in text
+
+
 def test_doctor_prints_mode_and_versions(capsys):
     warnings = runtime.doctor("smoke")
     out = capsys.readouterr().out

@@ -187,12 +187,12 @@ def known_problems(mode: str, versions: dict[str, str | None], gpu_name: str | N
         warnings.append("gpu mode needs Unsloth: pip install -e '.[gpu]' (or rerun the setup cell).")
     if mode != "gpu" and versions.get("unsloth") is not None and not cuda_available():
         warnings.append("Unsloth is installed but there is no CUDA: it is not imported on this path.")
-    if tf is not None and _version_tuple(tf) > (5, 17, 0):
+    if tf is not None and version_tuple(tf) > (5, 17, 0):
         warnings.append(f"transformers {tf} is newer than Unsloth 2026.10 accepts (<=5.17.0).")
-    if trl is not None and _version_tuple(trl) > (1, 15, 0):
+    if trl is not None and version_tuple(trl) > (1, 15, 0):
         warnings.append(f"trl {trl} is newer than Unsloth 2026.10 accepts (<=1.15.0).")
     ds = versions.get("datasets")
-    if ds is not None and _version_tuple(ds) >= (5, 0, 0):
+    if ds is not None and version_tuple(ds) >= (5, 0, 0):
         warnings.append(f"datasets {ds} is 5.x; Unsloth 2026.10 needs datasets<5.")
     if gpu_name and not bf16:
         warnings.append(f"{gpu_name} has no bf16: training must use fp16 (the T4 preset does).")
@@ -201,14 +201,6 @@ def known_problems(mode: str, versions: dict[str, str | None], gpu_name: str | N
                         "slower (expected on a T4: no vLLM supports both Turing and transformers "
                         "5; see utils/install_sets.py).")
     return warnings
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split("+")[0].split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 def doctor(mode: str | None = None) -> list[str]:
