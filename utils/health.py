@@ -21,7 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from utils.toy_tasks import smooth
 from utils.training import read_log_history
+
+moving_average = smooth  # the name utils.cpu_demo imports: one trailing average, in toy_tasks
 
 REWARD_PREFIX = "rewards/"
 
@@ -68,15 +71,6 @@ def stalled_fraction(log_history: Sequence[dict], threshold: float = 0.5) -> flo
     if not zero_std:
         raise ValueError("no 'frac_reward_zero_std' in the log history")
     return sum(value > threshold for value in zero_std) / len(zero_std)
-
-
-def moving_average(values: Sequence[float], window: int = 5) -> list[float]:
-    """Trailing moving average (shorter window at the start), to see a trend through the noise."""
-    out = []
-    for i in range(len(values)):
-        chunk = values[max(0, i - window + 1):i + 1]
-        out.append(sum(chunk) / len(chunk))
-    return out
 
 
 PANELS = (
@@ -155,7 +149,7 @@ def plot_health(log_history: Sequence[dict], title: str = "GRPO health", window:
             if not values:
                 continue
             line, = ax.plot(steps, values, alpha=0.35, linewidth=1)
-            ax.plot(steps, moving_average(values, window), color=line.get_color(), linewidth=2,
+            ax.plot(steps, smooth(values, window), color=line.get_color(), linewidth=2,
                     label=key.removeprefix(REWARD_PREFIX).removesuffix("/mean"))
             drawn = True
         if drawn:
@@ -185,7 +179,7 @@ def plot_reward_curve(log_history: Sequence[dict], path: str | os.PathLike | Non
         steps, values = metric(log_history, key)
         if values:
             line, = ax.plot(steps, values, alpha=0.3, linewidth=1)
-            ax.plot(steps, moving_average(values, window), color=line.get_color(), linewidth=2,
+            ax.plot(steps, smooth(values, window), color=line.get_color(), linewidth=2,
                     label=key.removeprefix(REWARD_PREFIX).removesuffix("/mean"))
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
