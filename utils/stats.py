@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from utils.rewards import parse_number
+from utils.grader import parse_number  # the number reader alone, not the reward functions above it
 
 Z_95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 
