@@ -1,12 +1,39 @@
 """The course package: everything the notebooks import lives here, once.
 
-- runtime: workshop mode, device and dtype, Colab, seeding, ``doctor()``
-- prompts, data: the R1-Zero instruction and GSM8K (shipped offline copy)
-- rewards, reward_lab: verifiable rewards and the widget lab of notebook 03
-- rl, toy_tasks, diagrams, trl_check: the algorithms of notebooks 01-02 and their checks
-- models, generation: policy loading per mode and batched generation
-- training, train, health: GRPO presets, runs, checkpoints, the ``python -m utils.train`` CLI
-- evaluation, evaluate, stats: the GSM8K harness and the ``python -m utils.evaluate`` CLI
+The map of its modules, in lesson order: the lessons whose code imports each one or runs it with
+``python -m`` (a solution notebook counts for its lesson; ``-``: only other modules use it, named
+in brackets). The README's layout section holds the same map; tests/test_project_map.py checks
+that both list every module and the lessons that use it.
+
+module         lessons   what it is
+runtime        01-06     where the course runs: mode, device, dtype, Colab, seeding, doctor()
+install_sets   01-06     what the setup cell installs on each runtime (the one copy of the pins)
+exercises      01-06     self-checking exercises: a check says right or wrong, not the answer
+show           01 02 05  a library function's own source, as the lesson teaching it shows it
+diagrams       01 02 06  the course's diagrams, drawn with matplotlib alone
+rl             01-04     the RL algorithms: returns, GAE, PPO, KL estimators, GRPO
+toy_tasks      01 02     LineWorld and SortTask: toy problems that learn in seconds on a CPU
+trl_check      02        TRL's own GRPO code run on our tensors, to check rl against it
+dpo            02 06     DPO from scratch, pairs from verifiable rewards, DPO with TRL
+prompts        03 04     the instruction to think in <think> and answer in <answer>
+grader/        -         the accuracy reward's grader and its POLICY.md (rewards, stats)
+rewards        03 04     the reward functions GRPO trains with, and the grader's entry points
+reward_lab     03 04     the reward lab: score a group of completions, see advantages move
+data           -         GSM8K, shipped offline, with a chat prompt (training, evaluation)
+models         04 06     the policy for each workshop mode, for GRPO or for evaluation
+sampling       -         the CPU decoder of a Llama-family model (generation, grpo_scratch)
+generation     -         batched, left-padded generation for chat prompts (training, evaluation)
+grpo_scratch   04        GRPO on a real language model in plain PyTorch
+training       04 06     GRPO with TRL's GRPOTrainer: presets, data, run, resume, save
+train          04 05     python -m utils.train: GRPO on GSM8K from the command line
+health         04        is the GRPO run healthy? its log history, sampled completions, plots
+tasks          04 06     a ladder of word problems inside a small model's reach, exact golds
+cpu_demo       04 06     make cpu-demo: SmolLM2-135M improves in minutes on a CPU, SFT vs RL
+evaluation     05 06     the GSM8K harness: generate, grade, summarise, compare, plot
+evaluate       05        python -m utils.evaluate: the harness from the command line
+stats          05 06     Wilson interval, pass@k, majority vote, McNemar, paired bootstrap
+post_training  06        rejection sampling fine-tuning, distillation, test-time compute
+reflection     06        the "aha moment", measured: reflection phrases and response length
 """
 
 __version__ = "0.1.0"
