@@ -3,8 +3,8 @@
 Each row is a tricky completion with its gold answer, a category, the answer that
 ``extract_final_answer`` must return (null: none), the human label (is the completion's final
 answer the gold quantity?) and, for the rules that need it, the ``question``. Rows of the
-``ambiguous`` category record a decision of the grading policy (``utils.rewards``) in their note.
-``benchmarks/rewards.py`` measures other graders against the same labels.
+``ambiguous`` category record a decision of the grading policy (``utils/grader/POLICY.md``) in
+their note. ``benchmarks/rewards.py`` measures other graders against the same labels.
 
 This corpus was written together with the grader, so agreement on it is in-sample: it guards the
 policy against regressions, it does not measure agreement on unseen completions.
@@ -27,7 +27,8 @@ REQUIRED_CATEGORIES = {
     "answer_is", "gold_in_reasoning", "empty_tag", "unclosed_tag", "duplicated_tags", "hedge",
     "list", "injection", "nan_inf", "multiline", "tag_variants", "draft_in_think", "magnitude",
     "separators", "scientific", "working", "final_sentence", "revision", "restatement",
-    "ambiguous",
+    "ambiguous", "languages", "locale_grouping", "compound_units", "spelled_out",
+    "question_mentions", "stated_together", "latex_percent",
 }
 
 

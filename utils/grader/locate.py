@@ -92,6 +92,13 @@ _CONNECTOR_RE = re.compile(
     r"|result)\b)*",
     re.IGNORECASE,
 )
+# Text that says why an answer changes: an answer phrase after it revises an answer slot.
+_REVISION_CUE_RE = re.compile(
+    r"\b(?:wait|actually|mistake|mis[- ]?(?:added|read|calculated|counted|took)|wrong|re-?check"
+    r"|re-?do|re-?calculat\w*|recomput\w*|correction|correct(?:ed|ing)?|sorry|oops|on second"
+    r" thought|double[- ]check|espera|en realidad|error|attends|en fait|erreur|warte|eigentlich"
+    r"|fehler|aspetta|in realt\u00e0|errore|espere|na verdade|erro)\b"
+    r"|\u7b49\u7b49|\u4e0d\u5bf9|\u9519\u4e86|\u5176\u5b9e|\u66f4\u6b63", re.IGNORECASE)
 _DOUBT_RE = re.compile(r"\b(?:or|maybe|perhaps|possibly|probably|alternatively|either|could"
                        r"|might)\b", re.IGNORECASE)
 # Text addressed to the grader is not an answer (the free-text rules never read it).
@@ -266,7 +273,7 @@ _TOKEN_BELOW_ZERO_RE = re.compile(
     r"(?:\s*(?:\u00b0\s*[CF]?|degrees?(?: (?:celsius|fahrenheit))?|grados?|degr[e\u00e9]s?|grad"
     r"|gradi|graus?))?\s+below (?:zero|0)\b", re.IGNORECASE)
 _NEGATIVE_BEFORE_RE = re.compile(r"\b(?:negative|negativo|n[e\u00e9]gatif)\s*$"
-                                 r"|(?<!\d\s)(?<!\d)\b(?:menos|moins|meno)\s+$",
+                                 r"|(?<!\d\s)(?<!\d)\b(?:minus|menos|moins|meno)\s+$",
                                  re.IGNORECASE)
 
 
@@ -364,8 +371,9 @@ def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
 
     Statements with only connectors between them (or a short "or"/"maybe" gap) form one group and
     must agree; a later group after real text revises the earlier ones. With ``anchors`` (the
-    starts of the answer slots) the last group holding a slot is final: an answer phrase counts
-    only next to a slot (it agrees with it or contradicts it), never after real text.
+    starts of the answer slots) answer phrases are among the spans: next to a slot they agree with
+    it or contradict it; after it they revise it only when the text between says why ("Wait",
+    "I made a mistake"), else the last group holding a slot is final.
     """
     groups = [[spans[0]]]
     group_end = spans[0][1]
@@ -375,8 +383,12 @@ def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
         else:
             groups.append([span])
         group_end = max(group_end, span[1])
-    group = groups[-1] if anchors is None else next(
-        g for g in reversed(groups) if any(span[0] in anchors for span in g))
+    group = groups[-1]
+    if anchors is not None and not any(span[0] in anchors for span in group):
+        slotted = next(g for g in reversed(groups) if any(span[0] in anchors for span in g))
+        between = text[max(end for _, end, _ in slotted):group[0][0]]
+        if not _REVISION_CUE_RE.search(between):
+            group = slotted  # "...</answer> Question 2: ... The answer is 7" starts a new problem
     contents, container_end = [], -1
     for _, end, content in group:  # sorted by start: a box inside a tag is read with the tag
         if end > container_end:

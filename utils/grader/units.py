@@ -65,6 +65,7 @@ _ALIASES = {
     "千米": "kilometer", "克": "gram", "千克": "kilogram", "公斤": "kilogram", "升": "liter",
     "毫升": "milliliter", "美元": "dollar", "元": "dollar", "块": "dollar", "块钱": "dollar",
 }
+_NAMES = frozenset(name for table in FAMILIES.values() for name in table)
 # Every word that names a unit with a fixed factor, lower-cased, plural or not (a fast first look).
 UNIT_WORDS = frozenset(
     [w for w, name in _ALIASES.items() if any(FAMILIES[f].get(name) for f in FAMILIES)]
@@ -80,10 +81,13 @@ def unit_name(word: str) -> str:
     """One name per unit: ``Minutes`` -> ``minute``, ``feet`` -> ``foot``, ``horas`` -> ``hour``,
     ``小时`` -> ``hour``; a word that is no known unit comes back lower-cased (singular)."""
     word = word.lower()
-    if word in _ALIASES:
-        return _ALIASES[word]
-    if len(word) > 2 and word.removesuffix("s") in _ALIASES:
-        return _ALIASES[word.removesuffix("s")]
+    forms = [word] + ([word[:-1]] if len(word) > 2 and word.endswith("s") else []) + (
+        [word[:-2]] if len(word) > 3 and word.endswith("es") else [])  # inches, horas
+    for form in forms:
+        if form in _ALIASES:
+            return _ALIASES[form]
+        if form in _NAMES:
+            return form
     return word.removesuffix("s") if len(word) > 2 else word
 
 
