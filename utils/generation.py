@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from utils.sampling import LeanSampler, filter_top_p, sampling_dtype
+
 Prompt = str | Sequence[dict[str, str]]
 
 
@@ -48,14 +50,16 @@ def generate(
     batch_size: int = 8,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> list[list[Completion]]:
     """``n`` completions for each prompt, in prompt order: ``result[i][j]`` is sample j of prompt i.
 
     ``temperature=0`` is greedy decoding (then ``n`` must be 1: greedy copies are identical).
     ``batch_size`` counts prompts per forward batch; each batch is seeded with ``seed + index``
     so that a rerun, or a resumed evaluation, samples the same text for the same batch.
-    Decoding runs in :func:`decode` (a loop of our own, several times faster on CPU than
-    ``model.generate``, with the same greedy tokens).
+    Greedy decoding runs in :func:`decode` (a loop of our own, faster on CPU than
+    ``model.generate``, with the same tokens); sampling runs in :class:`utils.sampling.LeanSampler`
+    in ``precision`` (``"fp32"``, ``"bf16"``, or ``"auto"``: bf16 where the CPU has it natively).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1; got {n}")
@@ -65,13 +69,21 @@ def generate(
         raise ValueError("greedy decoding (temperature=0) gives n identical samples; use n=1")
     texts = [render_prompt(tokenizer, p) for p in prompts]
     eos_ids = _eos_ids(model, tokenizer)
+    sampler = (LeanSampler(model, sampling_dtype(precision))
+               if temperature > 0 and LeanSampler.supports(model) else None)
     results: list[list[Completion]] = []
     starts = range(0, len(texts), batch_size)
     for index, start in enumerate(tqdm(starts, desc="generating", disable=not progress)):
-        rows = [tokenizer(text, add_special_tokens=False)["input_ids"]
-                for text in texts[start:start + batch_size] for _ in range(n)]
+        prompts_ids = [tokenizer(text, add_special_tokens=False)["input_ids"]
+                       for text in texts[start:start + batch_size]]
         generator = torch.Generator().manual_seed(seed + index)
-        new_tokens = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p, generator)
+        if sampler is not None:
+            new_tokens, _ = sampler.sample(prompts_ids, n, max_new_tokens, eos_ids, temperature,
+                                           top_p, generator)
+        else:
+            rows = [ids for ids in prompts_ids for _ in range(n)]
+            new_tokens = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p,
+                                generator)
         completions = [_to_completion(tokenizer, row, eos_ids) for row in new_tokens]
         results.extend(completions[i:i + n] for i in range(0, len(completions), n))
     return results
@@ -94,12 +106,7 @@ def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float,
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
     if top_p < 1:
-        # Nucleus: drop the least likely tokens whose total probability stays below 1 - top_p.
-        sorted_logits, order = logits.sort(dim=-1)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative <= 1 - top_p
-        drop[:, -1] = False  # always keep the most likely token
-        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+        logits = filter_top_p(logits, top_p)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 

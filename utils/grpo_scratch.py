@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ import torch
 from utils import rl
 from utils.generation import _common_prefix, _eos_ids, decode, render_prompt
 from utils.rewards import score_completions
+from utils.sampling import LeanSampler, sampling_dtype
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Rollout:
     texts: list[str]               # what the rewards saw (prefix + completion)
     rewards: torch.Tensor          # (B,) the weighted total
     scores: list[dict[str, float]]  # every reward part, per completion
+    sampler_logp: torch.Tensor | None = None  # (B, T) the sampler's log-probs, 0 on padding
+    precision: str = "fp32"        # what the sampler computed in
+    metrics: dict[str, float] = field(default_factory=dict)  # filled by grpo_loss
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,19 +59,33 @@ def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> tuple[torch.T
 def rollout(model, tokenizer, prompts: Sequence, answers: Sequence[str], group_size: int,
             max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
             weights: Mapping[str, float] | None = None, prefill: str = "",
-            seed: int = 0) -> Rollout:
+            seed: int = 0, precision: str = "auto") -> Rollout:
     """Sample ``group_size`` completions per prompt and score them against ``answers``.
 
+    ``model`` is the training model (fp32, maybe a LoRA). A sampling copy of its current weights
+    is made for every call (:class:`utils.sampling.LeanSampler`), in ``precision``: ``"auto"`` is
+    bf16 where the CPU multiplies bf16 natively, else fp32; ``"fp32"`` turns bf16 off. The
+    sampler's own log-probs come back in ``sampler_logp`` for the off-policy correction.
+    Models the lean sampler does not know fall back to :func:`utils.generation.decode` in fp32.
     ``prefill`` is text added after the chat template (e.g. ``"<think>\\n"``); the rewards see it
     in front of the completion, as :func:`utils.training.with_prefix` does for TRL.
     """
     eos_ids = _eos_ids(model, tokenizer)
+    dtype = sampling_dtype(precision)
     prompt_rows = [tokenizer(render_prompt(tokenizer, p) + prefill,
                              add_special_tokens=False)["input_ids"] for p in prompts]
     rows = [row for row in prompt_rows for _ in range(group_size)]
-    completions = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p,
-                         torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    sampler_logp, used = None, "fp32"
+    if LeanSampler.supports(model) and temperature > 0:
+        sampler = LeanSampler(model, dtype)  # the copy follows the policy: taken every rollout
+        completions, logps = sampler.sample(prompt_rows, group_size, max_new_tokens, eos_ids,
+                                            temperature, top_p, generator)
+        sampler_logp = _pad(logps, 0.0, left=False)[0].float()
+        used = "bf16" if dtype == torch.bfloat16 else "fp32"
+    else:
+        completions = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p, generator)
     prompt_ids, prompt_mask = _pad(rows, pad, left=True)
     completion_ids, completion_mask = _pad(completions, pad, left=False)
     texts = [prefill + tokenizer.decode([t for t in c if t not in eos_ids], skip_special_tokens=True)
@@ -75,7 +93,8 @@ def rollout(model, tokenizer, prompts: Sequence, answers: Sequence[str], group_s
     golds = [a for a in answers for _ in range(group_size)]
     scores = score_completions(texts, golds, weights)
     rewards = torch.tensor([s["total"] for s in scores], dtype=torch.float32)
-    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, texts, rewards, scores)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, texts, rewards, scores,
+                   sampler_logp, used)
 
 
 def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
@@ -137,15 +156,53 @@ def grpo_loss(model, batch: Rollout, group_size: int, temperature: float = 1.0,
               loss_type: str = "dapo", scale_rewards: str | None = "group",
               epsilon: float = 0.2, epsilon_high: float | None = None,
               max_completion_length: int | None = None,
-              share_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss of one on-policy GRPO step (``beta = 0``: no reference model) and the advantages."""
+              share_prefix: bool = False, correction: str | None = "sequence_mask",
+              correction_cap: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of one on-policy GRPO step (``beta = 0``: no reference model) and the advantages.
+
+    Where the rollout recorded the sampler's log-probs, the policy term is reweighted by
+    ``pi_trainer / pi_sampler`` (:func:`utils.rl.rollout_is_weights`, mode ``correction``, TRL's
+    default ``"sequence_mask"`` with cap 3; None turns it off), and the mismatch figures go to
+    ``batch.metrics`` under TRL's names.
+    """
     advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
     logp = token_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
                           batch.completion_mask, temperature, share_prefix, group_size)
+    is_weights = None
+    if batch.sampler_logp is not None:
+        is_weights, metrics = rl.rollout_is_weights(logp.detach(), batch.sampler_logp,
+                                                    batch.completion_mask,
+                                                    mode=correction or "sequence_mask",
+                                                    clip_max=correction_cap)
+        batch.metrics.update(metrics)
+        if correction is None:  # measured, not applied
+            is_weights = None
     loss = rl.grpo_loss(logp, None, None, advantages, batch.completion_mask, epsilon_low=epsilon,
                         epsilon_high=epsilon_high, loss_type=loss_type,
-                        max_completion_length=max_completion_length)
+                        max_completion_length=max_completion_length, is_weights=is_weights)
     return loss, advantages
+
+
+def keep_groups(batch: Rollout, keep: torch.Tensor, group_size: int) -> Rollout:
+    """The rollout restricted to the groups where ``keep`` (one bool per group) is True, with
+    padding columns no kept row uses trimmed. DAPO's dynamic sampling drops groups whose rewards
+    are all equal: their advantages are 0, so they only cost a forward and backward pass."""
+    rows = keep.repeat_interleave(group_size).nonzero().squeeze(1)
+    prompt_cols = batch.prompt_mask[rows].any(0).nonzero().squeeze(1)
+    completion_cols = batch.completion_mask[rows].any(0).nonzero().squeeze(1)
+
+    def pick(t: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        return t[rows][:, cols]
+
+    index = rows.tolist()
+    return Rollout(pick(batch.prompt_ids, prompt_cols), pick(batch.prompt_mask, prompt_cols),
+                   pick(batch.completion_ids, completion_cols),
+                   pick(batch.completion_mask, completion_cols),
+                   [batch.texts[i] for i in index], batch.rewards[rows],
+                   [batch.scores[i] for i in index],
+                   None if batch.sampler_logp is None else pick(batch.sampler_logp,
+                                                                completion_cols),
+                   batch.precision)
 
 
 def spread_share(rewards: torch.Tensor, group_size: int) -> float:
