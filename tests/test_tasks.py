@@ -36,7 +36,7 @@ def test_evaluate_expression_refuses_other_text():
 
 
 @pytest.mark.parametrize("rung", GENERATED)
-@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
 def test_generated_gold_answers_are_exact(rung, split):
     for row in load_task(rung, split, n=300, seed=3):
         operands = row["expression"].split()[::2]
@@ -58,12 +58,13 @@ def test_gsm8k_easy_gold_matches_gsm8k():
 
 
 @pytest.mark.parametrize("rung", RUNGS)
-def test_train_and_test_are_disjoint(rung):
+def test_train_dev_and_test_are_disjoint(rung):
     train = {row["question"] for row in load_task(rung, "train", n=None if rung == "gsm8k_easy"
                                                    else 3000, seed=0)}
+    dev = [row["question"] for row in load_task(rung, "dev", n=300, seed=2)]
     test = [row["question"] for row in load_task(rung, "test", n=400, seed=1)]
-    assert len(set(test)) == len(test) == 400
-    assert not train & set(test)
+    assert len(set(test)) == len(test) == 400 and len(set(dev)) == len(dev) == 300
+    assert not train & set(test) and not train & set(dev) and not set(dev) & set(test)
 
 
 @pytest.mark.parametrize("rung", RUNGS)

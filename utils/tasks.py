@@ -10,8 +10,9 @@ prompt, same ``<think>``/``<answer>`` tags, same rewards from :mod:`utils.reward
 - ``gsm8k_easy``: GSM8K's own easiest problems, those whose worked solution has at most two
   calculator steps (``<<...>>``), from the shipped copy (:mod:`utils.data`).
 
-Held-out split: a generated problem belongs to ``test`` when a hash of its text says so (about one
-in five), whatever the seed, so train and test can never share a question. ``gsm8k_easy`` keeps
+Held-out splits: a generated problem belongs to ``test`` (about one in five) or ``dev`` (another
+one in five) when a hash of its text says so, whatever the seed, so train, dev and test can never
+share a question. ``test`` is what results are reported on; recipes are chosen on ``dev``. ``gsm8k_easy`` keeps
 GSM8K's own train/test split. Every row keeps the arithmetic it was built from (``expression``)
 so that tests can recompute the gold answer.
 """
@@ -27,7 +28,7 @@ from utils.prompts import SYSTEM_PROMPT, build_messages
 
 RUNGS = ("one_step", "two_step", "gsm8k_easy")
 """Rung names, easiest first."""
-SPLITS = ("train", "test")
+SPLITS = ("train", "dev", "test")
 DEFAULT_RUNG = "one_step"
 """The rung the CPU track trains on (chosen by measured base accuracy and reward spread; see
 docs/experiments.md)."""
@@ -97,9 +98,10 @@ def evaluate_expression(expression: str) -> int:
 
 
 def _split_of(question: str) -> str:
-    """``test`` for about one generated question in five, decided by the text alone."""
-    digest = hashlib.sha256(question.encode("utf-8")).digest()
-    return "test" if digest[0] % _TEST_SHARE == 0 else "train"
+    """``test`` for about one generated question in five, ``dev`` for another, decided by the
+    text alone."""
+    share = hashlib.sha256(question.encode("utf-8")).digest()[0] % _TEST_SHARE
+    return "test" if share == 0 else "dev" if share == 1 else "train"
 
 
 def _one_step(rng: random.Random) -> tuple[str, str]:
@@ -167,11 +169,13 @@ def gsm8k_steps(solution: str) -> int:
 def _gsm8k_easy(split: str, n: int | None, seed: int) -> list[dict]:
     from utils.data import parse_gold, read_jsonl, shipped_path
 
+    # dev: the GSM8K train problems the hash puts in dev; train keeps the rest
     rows = [
         {"question": row["question"], "answer": parse_gold(row["answer"]), "rung": "gsm8k_easy",
          "expression": None, "solution": row["answer"]}
-        for row in read_jsonl(shipped_path(split))
+        for row in read_jsonl(shipped_path("test" if split == "test" else "train"))
         if 1 <= gsm8k_steps(row["answer"]) <= GSM8K_EASY_MAX_STEPS
+        and (split == "test" or (_split_of(row["question"]) == "dev") == (split == "dev"))
     ]
     random.Random(f"gsm8k_easy:{split}:{seed}").shuffle(rows)
     if n is not None and n > len(rows):
@@ -179,7 +183,7 @@ def _gsm8k_easy(split: str, n: int | None, seed: int) -> list[dict]:
     return rows if n is None else rows[:n]
 
 
-DEFAULT_SIZE = {"train": 2000, "test": 400}
+DEFAULT_SIZE = {"train": 2000, "dev": 400, "test": 400}
 """Rows returned for a generated rung when ``n`` is None."""
 
 
