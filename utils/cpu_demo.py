@@ -1,20 +1,24 @@
-"""``make cpu-demo``: SmolLM2-135M gets measurably better at word problems in minutes on a CPU.
+"""``make cpu-demo``: SmolLM2-135M gets measurably better at word problems in minutes on a CPU,
+and the demo shows which share of the gain is imitation and which is reinforcement learning.
 
-The recipe (chosen by experiment, see docs/experiments.md):
+The recipe (chosen by experiment on the ``dev`` split, see docs/experiments.md):
 
 1. **Evaluate** the model as it is on held-out problems of the task ladder (:mod:`utils.tasks`),
    greedy, with the course's grader (:func:`utils.rewards.is_correct`, strict format).
 2. **Cold start**: a short supervised pass on a few dozen worked examples in the
    ``<think>``/``<answer>`` format, as DeepSeek-R1 did before its RL stage. Without it the small
    model almost never closes its tags, and GRPO has too few groups with reward spread.
+   Evaluated again: the cold start's own share of the gain.
 3. **GRPO** written out in plain PyTorch (:mod:`utils.grpo_scratch`): groups of samples per
-   question, rewards from :mod:`utils.rewards`, group-relative advantages, clipped loss.
-4. **Evaluate again** on the same questions; McNemar's exact test pairs them (:mod:`utils.stats`).
+   question (sampled in bf16 where the CPU has it, with the off-policy correction), rewards from
+   :mod:`utils.rewards`, group-relative advantages, clipped loss. Held-out accuracy on a fixed
+   subset is measured at a few checkpoints for the curve.
+4. **Evaluate again** on the same questions; McNemar's exact test pairs GRPO with the cold start.
 
 Run ``python -m utils.cpu_demo`` (cpu mode) or ``--mode smoke`` (a tiny random model, seconds:
 checks the plumbing, learns nothing). The last line printed is the summary::
 
-    cpu-demo: accuracy A% -> B% (n=N, paired p=P), strict format F% -> G%, M.M min
+    cpu-demo: accuracy A% -> cold start B% -> GRPO C% (n=N, GRPO vs cold start paired p=P), strict format F% -> G%, M.M min
 """
 
 from __future__ import annotations
@@ -44,10 +48,14 @@ class Recipe:
     """Every knob of the demo. ``lora_rank=None`` trains all weights instead of a LoRA (slower
     per step on a CPU: every weight gets a gradient and an AdamW update)."""
 
-    rung: str = DEFAULT_RUNG
+    rung: str = DEFAULT_RUNG           # the held-out problems' rung
+    eval_split: str = "test"           # "dev" while a recipe is searched, never the test split
     eval_n: int = 200
     eval_max_new_tokens: int = 64
     eval_batch: int = 100
+    train_rung: str | None = None      # None: the held-out rung
+    cold_start: bool = True            # False: R1-Zero, RL from the base model
+    prefill: str = ""                  # e.g. "<think>\n" to start every sampled answer
     sft_examples: int = 48
     sft_epochs: int = 2
     sft_batch: int = 8
@@ -60,16 +68,22 @@ class Recipe:
     learning_rate: float = 1e-4
     loss_type: str = "dapo"
     epsilon_high: float = 0.28
+    skip_zero_spread: bool = False     # DAPO's dynamic sampling, without refilling
     lora_rank: int | None = 32
     reward_weights: tuple[tuple[str, float], ...] = (("accuracy", 1.0), ("strict_format", 0.5))
-    seed: int = 0
+    sampling_precision: str = "auto"   # bf16 where native; "fp32" turns it off
+    is_correction: str | None = "sequence_mask"  # TRL's default; None: measured, not applied
+    checkpoints: int = 4               # held-out checkpoints during GRPO (for the curve)
+    checkpoint_n: int = 50             # the fixed subset they use
+    seed: int = 0                      # training order, sampling, initialisation; never the test
 
 
 RECIPES = {
     "cpu": Recipe(),
     "smoke": Recipe(eval_n=4, eval_max_new_tokens=4, eval_batch=4, sft_examples=4, sft_epochs=1,
                     sft_batch=2, grpo_steps=2, questions_per_step=2, group_size=2,
-                    max_new_tokens=4, lora_rank=4, learning_rate=1e-4),
+                    max_new_tokens=4, lora_rank=4, learning_rate=1e-4, checkpoints=1,
+                    checkpoint_n=2),
 }
 
 
@@ -127,8 +141,19 @@ def cold_start(model, tokenizer, rows: list[dict], recipe: Recipe) -> list[float
     return losses
 
 
-def grpo_train(model, tokenizer, rows: list[dict], recipe: Recipe, output_dir: Path) -> list[dict]:
-    """GRPO steps with :mod:`utils.grpo_scratch`; every completion goes to completions.jsonl."""
+def checkpoint_steps(recipe: Recipe) -> list[int]:
+    """The GRPO steps after which the held-out subset is evaluated (the last step included)."""
+    if recipe.checkpoints <= 0 or recipe.grpo_steps == 0:
+        return []
+    every = recipe.grpo_steps / recipe.checkpoints
+    return sorted({max(1, round(every * (i + 1))) for i in range(recipe.checkpoints)})
+
+
+def grpo_train(model, tokenizer, rows: list[dict], recipe: Recipe, output_dir: Path,
+               checkpoint_rows: list[dict] | None = None) -> list[dict]:
+    """GRPO steps with :mod:`utils.grpo_scratch`; every completion goes to completions.jsonl.
+    After the steps of :func:`checkpoint_steps`, greedy accuracy on ``checkpoint_rows`` is
+    recorded in the curve as ``heldout_accuracy``."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
     log_path = output_dir / "completions.jsonl"
@@ -136,6 +161,7 @@ def grpo_train(model, tokenizer, rows: list[dict], recipe: Recipe, output_dir: P
     weights = dict(recipe.reward_weights)
     order = list(range(len(rows)))
     random.Random(recipe.seed).shuffle(order)
+    checkpoints = set(checkpoint_steps(recipe)) if checkpoint_rows else set()
     curve = []
     for step in range(recipe.grpo_steps):
         start = time.perf_counter()
@@ -144,30 +170,52 @@ def grpo_train(model, tokenizer, rows: list[dict], recipe: Recipe, output_dir: P
         batch = grpo_scratch.rollout(
             model, tokenizer, [build_messages(rows[i]["question"]) for i in ids],
             [rows[i]["answer"] for i in ids], recipe.group_size, recipe.max_new_tokens,
-            temperature=recipe.temperature, weights=weights, seed=recipe.seed + step)
+            temperature=recipe.temperature, weights=weights, prefill=recipe.prefill,
+            seed=recipe.seed * 100_003 + step, precision=recipe.sampling_precision)
         grpo_scratch.log_completions(log_path, step, batch, ids, recipe.group_size)
         sampled = time.perf_counter()
-        model.train()
-        loss, _ = grpo_scratch.grpo_loss(model, batch, recipe.group_size, recipe.temperature,
-                                         loss_type=recipe.loss_type,
-                                         epsilon_high=recipe.epsilon_high,
-                                         max_completion_length=recipe.max_new_tokens,
-                                         share_prefix=True)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        spread = grpo_scratch.spread_share(batch.rewards, recipe.group_size)
+        train_batch = batch
+        if recipe.skip_zero_spread:
+            grouped = batch.rewards.view(-1, recipe.group_size)
+            keep = grouped.amax(1) > grouped.amin(1)
+            train_batch = grpo_scratch.keep_groups(batch, keep, recipe.group_size) \
+                if keep.any() else None
+        loss = torch.tensor(0.0)
+        if train_batch is not None:
+            model.train()
+            loss, _ = grpo_scratch.grpo_loss(model, train_batch, recipe.group_size,
+                                             recipe.temperature, loss_type=recipe.loss_type,
+                                             epsilon_high=recipe.epsilon_high,
+                                             max_completion_length=recipe.max_new_tokens,
+                                             share_prefix=True, correction=recipe.is_correction)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
         row = {"step": step, "loss": loss.item(), "reward": batch.rewards.mean().item(),
                "accuracy": sum(s["accuracy"] for s in batch.scores) / len(batch.scores),
                "strict_format": sum(s["strict_format"] for s in batch.scores) / len(batch.scores),
-               "spread_share": grpo_scratch.spread_share(batch.rewards, recipe.group_size),
+               "spread_share": spread,
                "completion_tokens": batch.completion_mask.sum(1).float().mean().item(),
+               "precision": batch.precision,
+               **(train_batch.metrics if train_batch is not None else {}),
                "sample_seconds": sampled - start, "seconds": time.perf_counter() - start}
-        curve.append(row)
+        gap = row.get("sampling/sampling_logp_difference/max")
+        mismatch = "" if gap is None else (
+            f"  |dlogp| max {gap:.3f}, IS ratio "
+            f"{row['sampling/importance_sampling_ratio/min']:.2f}-"
+            f"{row['sampling/importance_sampling_ratio/max']:.2f}")
         print(f"  step {step + 1:3d}/{recipe.grpo_steps}  reward {row['reward']:.2f}  "
               f"accuracy {row['accuracy']:.2f}  format {row['strict_format']:.2f}  "
               f"spread {row['spread_share']:.2f}  {row['seconds']:.0f} s "
-              f"(sampling {row['sample_seconds']:.0f} s)", flush=True)
+              f"(sampling {row['sample_seconds']:.0f} s, {batch.precision}){mismatch}", flush=True)
+        if step + 1 in checkpoints:
+            held = evaluate(model, tokenizer, checkpoint_rows, recipe)
+            row["heldout_accuracy"] = sum(held["correct"]) / len(held["correct"])
+            print(f"  held-out subset after step {step + 1}: accuracy "
+                  f"{sum(held['correct'])}/{len(held['correct'])}", flush=True)
+        curve.append(row)
     return curve
 
 
@@ -193,27 +241,40 @@ def load_model(mode: str, recipe: Recipe):
     return model, tokenizer
 
 
-def plot_curve(curve: list[dict], path: Path) -> Path:
-    """Accuracy and strict format of the sampled completions, and the share of groups with
-    reward spread (the ones GRPO learns from), over GRPO steps.
+def plot_curve(curve: list[dict], path: Path, levels: dict[str, float] | None = None,
+               checkpoint_n: int | None = None) -> Path:
+    """What GRPO learns: greedy accuracy on a fixed held-out subset at a few checkpoints, over
+    the smoothed accuracy of the step's own samples, with the levels of ``levels`` (e.g. base
+    and cold start on the same subset) as dashed lines.
 
     Drawn on a bare ``Figure`` (no pyplot, no backend switch): called from a notebook, it must
     leave the notebook's inline plotting as it was."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(7, 3.5))
+    from utils.health import moving_average
+
+    fig = Figure(figsize=(7.5, 4))
     ax = fig.subplots()
     steps = [r["step"] + 1 for r in curve]
-    labels = {"accuracy": "right answers", "strict_format": "strict format",
-              "spread_share": "groups with reward spread"}
-    for key, label in labels.items():
-        ax.plot(steps, [r[key] for r in curve], marker="o", label=label)
-    ax.set(xlabel="GRPO step", ylabel="share of the step's samples / groups", ylim=(-0.02, 1.02),
-           title="cpu-demo: SmolLM2-135M, GRPO after a short cold start")
+    ax.plot(steps, [r["accuracy"] for r in curve], color="tab:blue", alpha=0.25, lw=1)
+    ax.plot(steps, moving_average([r["accuracy"] for r in curve], 5), color="tab:blue",
+            label="sampled answers right (5-step average)")
+    held = [(0, (levels or {}).get("cold start"))] if levels and "cold start" in levels else []
+    held += [(r["step"] + 1, r["heldout_accuracy"]) for r in curve if "heldout_accuracy" in r]
+    if held:
+        subset = f" ({checkpoint_n} problems)" if checkpoint_n else ""
+        ax.plot(*zip(*held), color="tab:red", marker="o", lw=2,
+                label=f"held-out accuracy, greedy{subset}")
+    for (name, value), style in zip((levels or {}).items(), ("gray", "tab:orange", "tab:green")):
+        ax.axhline(value, color=style, ls="--", lw=1)
+        ax.annotate(name, (steps[-1] if steps else 1, value), xytext=(3, 2),
+                    textcoords="offset points", color=style, fontsize=8)
+    ax.set(xlabel="GRPO step", ylabel="share right", ylim=(-0.02, 1.02),
+           title="cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
-    ax.legend(loc="lower right")
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))  # the legend below the axes, never over the data
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
@@ -223,66 +284,168 @@ def _minutes(started: float) -> float:
     return (time.perf_counter() - started) / 60
 
 
-def summary_line(before: dict, after: dict, minutes: float) -> str:
-    """The demo's last line (its format is part of the course's interface)."""
-    n = len(before["correct"])
-    test = mcnemar_exact(before["correct"], after["correct"])
+def _pct(values) -> float:
+    return 100 * sum(values) / len(values)
 
-    def pct(values):
-        return 100 * sum(values) / len(values)
 
-    return (f"cpu-demo: accuracy {pct(before['correct']):.1f}% -> {pct(after['correct']):.1f}% "
-            f"(n={n}, paired p={test.p_value:.2g}), strict format "
-            f"{pct(before['strict_format']):.1f}% -> {pct(after['strict_format']):.1f}%, "
-            f"{minutes:.1f} min")
+def summary_line(before: dict, cold: dict, after: dict, minutes: float) -> str:
+    """The demo's last line (its format is part of the course's interface): base, cold start
+    and GRPO accuracy on the same problems, and GRPO paired against the cold start."""
+    test = mcnemar_exact(cold["correct"], after["correct"])
+    return (f"cpu-demo: accuracy {_pct(before['correct']):.1f}% -> cold start "
+            f"{_pct(cold['correct']):.1f}% -> GRPO {_pct(after['correct']):.1f}% "
+            f"(n={len(before['correct'])}, GRPO vs cold start paired p={test.p_value:.2g}), "
+            f"strict format {_pct(before['strict_format']):.1f}% -> "
+            f"{_pct(after['strict_format']):.1f}%, {minutes:.1f} min")
+
+
+def _evaluation_record(result: dict) -> dict:
+    """The figures of a run that the README, notebooks and docs quote (docs/results/)."""
+    record = {key: result[key] for key in ("mode", "summary", "minutes", "torch_threads",
+                                           "machine", "recipe")}
+    for key in ("before", "after_cold_start", "after"):
+        record[key] = {"accuracy": _pct(result[key]["correct"]) / 100,
+                       "strict_format": _pct(result[key]["strict_format"]) / 100,
+                       "n": len(result[key]["correct"])}
+    record["grpo_vs_cold_start"] = result["grpo_vs_cold_start"]
+    record["curve"] = [{k: v for k, v in row.items() if isinstance(v, (int, float, str))}
+                       for row in result["curve"]]
+    return record
+
+
+def machine() -> str:
+    """The CPU model and what torch can use on it, for the record next to a timing."""
+    from utils.sampling import native_bf16
+
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            name = next(line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{name}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.backends.cpu.get_cpu_capability()}, native bf16: {native_bf16()})")
 
 
 def run(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cpu-demo",
         image: str | os.PathLike | None = "images/cpu_demo_training.png",
         recipe: Recipe | None = None, skip_grpo: bool = False,
-        eval_after_sft: bool = False) -> dict:
-    """The whole demo; returns before/after evaluations, the curve and the summary line."""
+        record: str | os.PathLike | None = None) -> dict:
+    """The whole demo; returns the three evaluations, the curve and the summary line. Saves
+    ``cold_start_adapter`` and ``adapter`` (after GRPO) in ``output_dir``; ``record`` also
+    writes the quoted figures to that JSON file."""
     started = time.perf_counter()
     recipe = recipe or RECIPES[mode]
     torch.manual_seed(recipe.seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model(mode, recipe)
-    held_out = load_task(recipe.rung, "test", n=recipe.eval_n, seed=recipe.seed)
-    train_rows = load_task(recipe.rung, "train",
-                           n=recipe.sft_examples + recipe.grpo_steps * recipe.questions_per_step,
-                           seed=recipe.seed)
-    print(f"cpu-demo ({mode}): {recipe.rung}, {len(held_out)} held-out problems", flush=True)
+    # the held-out problems do not depend on the seed: every seed and recipe meets the same ones
+    held_out = load_task(recipe.rung, recipe.eval_split, n=recipe.eval_n, seed=0)
+    sft_rows = load_task(recipe.train_rung or recipe.rung, "train", n=recipe.sft_examples,
+                         seed=recipe.seed)
+    grpo_rows = load_task(recipe.train_rung or recipe.rung, "train",
+                          n=recipe.sft_examples + recipe.grpo_steps * recipe.questions_per_step,
+                          seed=recipe.seed)[recipe.sft_examples:]
+    print(f"cpu-demo ({mode}): {recipe.rung}, {len(held_out)} held-out problems "
+          f"({recipe.eval_split} split)", flush=True)
     before = evaluate(model, tokenizer, held_out, recipe)
     print(f"  before: accuracy {sum(before['correct'])}/{len(held_out)}, strict format "
           f"{sum(before['strict_format'])}/{len(held_out)} ({_minutes(started):.1f} min)",
           flush=True)
-    sft_losses = cold_start(model, tokenizer, train_rows[:recipe.sft_examples], recipe)
-    print(f"  cold start: {len(sft_losses)} steps, loss {sft_losses[0]:.2f} -> "
-          f"{sft_losses[-1]:.2f} ({_minutes(started):.1f} min)", flush=True)
-    after_sft = None
-    if eval_after_sft:  # an ablation: how much of the gain is the cold start alone
-        after_sft = evaluate(model, tokenizer, held_out, recipe)
-        print(f"  after cold start: accuracy {sum(after_sft['correct'])}/{len(held_out)}, strict "
-              f"format {sum(after_sft['strict_format'])}/{len(held_out)} "
-              f"({_minutes(started):.1f} min)", flush=True)
-    curve = [] if skip_grpo else grpo_train(model, tokenizer, train_rows[recipe.sft_examples:],
-                                            recipe, output_dir)
+    sft_losses = []
+    if recipe.cold_start:
+        sft_losses = cold_start(model, tokenizer, sft_rows, recipe)
+        print(f"  cold start: {len(sft_losses)} steps, loss {sft_losses[0]:.2f} -> "
+              f"{sft_losses[-1]:.2f} ({_minutes(started):.1f} min)", flush=True)
+        cold = evaluate(model, tokenizer, held_out, recipe)
+    else:  # R1-Zero: RL starts from the base model
+        cold = before
+    print(f"  after cold start: accuracy {sum(cold['correct'])}/{len(held_out)}, strict "
+          f"format {sum(cold['strict_format'])}/{len(held_out)} ({_minutes(started):.1f} min)",
+          flush=True)
+    model.save_pretrained(str(output_dir / "cold_start_adapter"))
+    tokenizer.save_pretrained(str(output_dir / "cold_start_adapter"))
+    subset = held_out[:recipe.checkpoint_n]
+    curve = [] if skip_grpo else grpo_train(model, tokenizer, grpo_rows, recipe, output_dir,
+                                            subset)
     after = evaluate(model, tokenizer, held_out, recipe)
     adapter = output_dir / "adapter"
     model.save_pretrained(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     minutes = _minutes(started)
-    line = summary_line(before, after, minutes)
-    result = {"recipe": asdict(recipe), "mode": mode, "before": before, "after": after,
-              "after_cold_start": after_sft,
-              "curve": curve, "sft_losses": sft_losses, "summary": line,
-              "torch_threads": torch.get_num_threads()}
+    line = summary_line(before, cold, after, minutes)
+    test = mcnemar_exact(cold["correct"], after["correct"])
+    result = {"recipe": asdict(recipe), "mode": mode, "before": before,
+              "after_cold_start": cold, "after": after,
+              "grpo_vs_cold_start": {"fixed": test.only_b, "broken": test.only_a,
+                                     "p_value": test.p_value},
+              "curve": curve, "sft_losses": sft_losses, "summary": line, "minutes": minutes,
+              "torch_threads": torch.get_num_threads(), "machine": machine()}
     (output_dir / "result.json").write_text(json.dumps(result, indent=1))
+    if record is not None:
+        Path(record).parent.mkdir(parents=True, exist_ok=True)
+        Path(record).write_text(json.dumps(_evaluation_record(result), indent=1) + "\n")
     if image is not None and curve:
-        plot_curve(curve, Path(image))
+        n = len(subset)
+        levels = {"base": sum(before["correct"][:n]) / n,
+                  "cold start": sum(cold["correct"][:n]) / n}
+        plot_curve(curve, Path(image), levels, checkpoint_n=n)
     print(line, flush=True)
     return result
+
+
+FRESH_PROBLEMS = Path(__file__).parent / "data" / "fresh_word_problems.jsonl"
+"""Word problems from templates written after the recipe was chosen: never trained on, never
+searched on. The test of whether GRPO learned the skill or the templates."""
+
+
+def compare_on_fresh(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cpu-demo",
+                     path: str | os.PathLike = FRESH_PROBLEMS) -> str:
+    """The cold-start adapter against the GRPO adapter of a finished run, greedy, on the fresh
+    word problems; McNemar pairs them. Returns (and prints) one line."""
+    from peft import PeftModel
+
+    output_dir = Path(output_dir)
+    missing = [a for a in ("cold_start_adapter", "adapter") if not (output_dir / a).is_dir()]
+    if missing:
+        raise SystemExit(f"no {', '.join(missing)} in {output_dir}: run `make cpu-demo` first")
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    recipe = json.loads((output_dir / "result.json").read_text())["recipe"]
+    recipe = replace(RECIPES[mode], **{k: v for k, v in recipe.items()
+                                       if k in ("eval_max_new_tokens", "eval_batch")})
+    results = {}
+    for adapter in ("cold_start_adapter", "adapter"):
+        base, tokenizer = load_model(mode, replace(recipe, lora_rank=None))
+        model = PeftModel.from_pretrained(base, str(output_dir / adapter))
+        results[adapter] = evaluate(model, tokenizer, rows, recipe)
+    test = mcnemar_exact(results["cold_start_adapter"]["correct"], results["adapter"]["correct"])
+    line = (f"fresh word problems: cold start {_pct(results['cold_start_adapter']['correct']):.1f}%"
+            f" -> GRPO {_pct(results['adapter']['correct']):.1f}% (n={len(rows)}, "
+            f"{test.only_b} fixed, {test.only_a} broken, paired p={test.p_value:.2g})")
+    print(line, flush=True)
+    return line
+
+
+def _knob(current, value: str):
+    """A ``--set`` value in the type of the knob it replaces (None, bools and tuples included)."""
+    if value == "None":
+        return None
+    if isinstance(current, bool):
+        if value not in ("True", "False"):
+            raise SystemExit(f"a yes/no knob takes True or False; got {value!r}")
+        return value == "True"
+    if isinstance(current, tuple):  # reward_weights=accuracy:1.0,strict_format:0.5
+        return tuple((name, float(w)) for name, w in (p.split(":") for p in value.split(",")))
+    if current is None or isinstance(current, str):  # e.g. train_rung, lora_rank=None
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+    return type(current)(value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -292,24 +455,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image", default="images/cpu_demo_training.png")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--skip-grpo", action="store_true", help="cold start only (ablation)")
-    parser.add_argument("--eval-after-sft", action="store_true",
-                        help="also evaluate between cold start and GRPO (ablation; slower)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KNOB=VALUE",
                         help="override recipe knobs, e.g. grpo_steps=20 lora_rank=16")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    parser.add_argument("--record", default=None, metavar="JSON",
+                        help="also write the quoted figures here (e.g. docs/results/cpu_demo.json)")
+    parser.add_argument("--compare-fresh", action="store_true",
+                        help="no training: compare the run's two adapters on fresh problems")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compare_fresh:
+        compare_on_fresh(args.mode, args.output_dir)
+        return
     recipe = RECIPES[args.mode]
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in Recipe.__dataclass_fields__:
             raise SystemExit(f"unknown recipe knob {key!r}; knobs: {sorted(asdict(recipe))}")
-        recipe = replace(recipe, **{key: None if value == "None" else
-                                    type(getattr(recipe, key) or 0)(value)})
+        recipe = replace(recipe, **{key: _knob(getattr(recipe, key), value)})
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
     image = None if args.mode == "smoke" and args.image == parser.get_default("image") else \
         args.image
-    run(args.mode, args.output_dir, image, recipe, skip_grpo=args.skip_grpo,
-        eval_after_sft=args.eval_after_sft)
+    run(args.mode, args.output_dir, image, recipe, skip_grpo=args.skip_grpo, record=args.record)
 
 
 if __name__ == "__main__":
