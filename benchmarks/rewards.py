@@ -5,7 +5,8 @@ Run: ``python benchmarks/rewards.py`` (``make bench``). Prints figures; asserts 
 1. Agreement with the labels of ``tests/data/reward_corpus.jsonl`` for three graders: ours
    (``utils.rewards.accuracy_reward``, given the rows' questions where they have one, as TRL
    gives it the ``question`` column), math_verify with its defaults (parse + verify) and the naive
-   grader the course composes (one-line ``<answer>`` regex without DOTALL, else last number).
+   grader the course composes (one-line ``<answer>`` regex without DOTALL, else last number); the
+   two baselines live in ``utils.grader.baselines``.
    The corpus was written together with our grader: its agreement is in-sample (a regression
    check), not a measure on unseen completions. Targets for ours on unseen, independently
    labelled corpora: >= 97% agreement and no wrong answer rewarded.
@@ -27,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from utils.data import load_gsm8k
-from utils.reward_lab import math_verify_reward, naive_accuracy_reward
+from utils.grader.baselines import math_verify_reward, naive_accuracy_reward
 from utils.rewards import accuracy_reward
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "reward_corpus.jsonl"

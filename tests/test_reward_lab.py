@@ -120,3 +120,17 @@ def test_math_verify_pays_for_an_empty_answer_slot():
     pytest.importorskip("math_verify")
     empty = "<think>\n9 * 2 = 18\n</think>\n<answer>\n</answer>"
     assert math_verify_reward(["\\boxed{18}", "\\boxed{17}", empty], ["18"] * 3) == [1.0, 0.0, 1.0]
+
+
+def test_the_baseline_graders_are_written_once():
+    """The naive graders (here) and the harness parsers (utils.evaluation) are the ones of
+    utils.grader.baselines, imported under their old names."""
+    from utils import evaluation, reward_lab
+    from utils.grader import baselines
+
+    assert reward_lab.naive_accuracy_reward is baselines.naive_accuracy_reward
+    assert reward_lab.math_verify_reward is baselines.math_verify_reward
+    assert evaluation.last_number_correct is baselines.last_number_correct
+    assert evaluation.strict_regex_correct is baselines.strict_regex_correct
+    assert baselines.last_number_correct("so 17 or 18", "18")  # the hack it stands for
+    assert not baselines.strict_regex_correct("<answer>18.0</answer>", "18")  # strings compared

@@ -2,8 +2,9 @@
 
 - :func:`accuracy_reward` pays 1.0 when the completion's final answer is the gold quantity. What
   "the final answer" is, and when it is the gold, is the grading policy, written for a human
-  grader in ``utils/grader/POLICY.md`` and coded in :mod:`utils.grader`; its three entry points
-  (:func:`is_correct`, :func:`extract_final_answer`, :func:`parse_number`) are re-exported here.
+  grader in ``utils/grader/POLICY.md`` (:data:`POLICY_PATH`) and coded in :mod:`utils.grader`;
+  its entry points (:func:`is_correct`, :func:`extract_final_answer`, :func:`parse_number`) are
+  re-exported here.
 - :func:`strict_format_reward`, :func:`soft_format_reward` and :func:`tag_count_reward` pay for the
   ``<think>``/``<answer>`` layout of :data:`utils.prompts.SYSTEM_PROMPT`.
 - :data:`DEFAULT_WEIGHTS` and :func:`reward_funcs_and_weights` give ``GRPOTrainer`` its rewards;
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from utils.grader import (  # noqa: F401 - the grader's entry points, by the names notebooks use
+    POLICY_PATH,
     Quantity,
     completion_text,
     extract_final_answer,

@@ -95,7 +95,7 @@ _CONNECTOR_RE = re.compile(
 # Text that says why an answer changes: an answer phrase after it revises an answer slot.
 _REVISION_CUE_RE = re.compile(
     r"\b(?:wait|actually|mistake|mis[- ]?(?:added|read|calculated|counted|took)|wrong|re-?check"
-    r"|re-?do|re-?calculat\w*|recomput\w*|correction|correct(?:ed|ing)?|sorry|oops|on second"
+    r"|re-?do|re-?calculat\w*|recomput\w*|correction|corrected|correcting|sorry|oops|on second"
     r" thought|double[- ]check|espera|en realidad|error|attends|en fait|erreur|warte|eigentlich"
     r"|fehler|aspetta|in realt\u00e0|errore|espere|na verdade|erro)\b"
     r"|\u7b49\u7b49|\u4e0d\u5bf9|\u9519\u4e86|\u5176\u5b9e|\u66f4\u6b63", re.IGNORECASE)
@@ -387,8 +387,15 @@ def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
     if anchors is not None and not any(span[0] in anchors for span in group):
         slotted = next(g for g in reversed(groups) if any(span[0] in anchors for span in g))
         between = text[max(end for _, end, _ in slotted):group[0][0]]
-        if not _REVISION_CUE_RE.search(between):
+        if (not _REVISION_CUE_RE.search(between) or _to_the_grader(between)
+                or not isinstance(_read_group(slotted, read), _Reading)):
             group = slotted  # "...</answer> Question 2: ... The answer is 7" starts a new problem
+    return _read_group(group, read)
+
+
+def _read_group(group: list[tuple[int, int, str]],
+                read: Callable[[str], _Reading | str]) -> _Reading | str:
+    """The one answer a group of statements states: they must agree."""
     contents, container_end = [], -1
     for _, end, content in group:  # sorted by start: a box inside a tag is read with the tag
         if end > container_end:
