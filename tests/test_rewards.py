@@ -353,6 +353,9 @@ def test_large_inputs_finish_without_catastrophic_backtracking():
         "<answer>1" + " " * size + "x5</answer>", "<answer>1 2 " + "(a" * (size // 2),
         "<answer>" + "1 = " * (size // 4) + "2 3", "The answer is " + "1 " * (size // 2),
         "#### " + "1 " * (size // 2), "<answer>" + "\\text{" * (size // 6) + "1 2</answer>",
+        "1.150 " + "1 x " * (size // 4), "1.150 x 2 = " * (size // 12), "1 hours (" * (size // 9),
+        "So it took 2 hours 3 " * (size // 21), "<answer>" + "cuarenta y " * 900 + "</answer>",
+        "The answer is " + "forty two " * (size // 10), "\u5341" * size, "1'000 " * (size // 6),
     ]
 
     def hang(signum, frame):

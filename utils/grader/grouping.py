@@ -32,8 +32,10 @@ _MONEY = (r"(?:[$\u00a3\u20ac]|\b(?:d[o\u00f3]lar(?:es)?|dollars?|dollari|euros?
 _NEXT_TO_MONEY_RE = re.compile(
     rf"{_MONEY}\s*{_DOT_GROUPED_RE.pattern}|{_DOT_GROUPED_RE.pattern}\s*{_MONEY}", re.IGNORECASE)
 _AMOUNT = r"(?:[$\u00a3\u20ac]\s*)?\d[\d.,]*(?:\s*[$\u00a3\u20ac])?"
-_EQUATION_RE = re.compile(
-    rf"({_AMOUNT}(?:\s*[-+x\u00d7*\u00b7/\u00f7]\s*{_AMOUNT})+)\s*=\s*({_AMOUNT})")
+# The two sides of an equation, read around each "=" in a bounded window (linear time).
+_LEFT_RE = re.compile(rf"({_AMOUNT}(?:\s*[-+x\u00d7*\u00b7/\u00f7]\s*{_AMOUNT}){{1,8}})\s*$")
+_RIGHT_RE = re.compile(rf"\s*({_AMOUNT})")
+_WINDOW, _MAX_EQUATIONS = 100, 50
 _QUESTION_NUMBER_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 
 
@@ -76,13 +78,24 @@ def _evaluate(expression: str, read) -> Fraction | None:
     return total
 
 
+def _equations(text: str):
+    """``(left side, right side)`` of the equations with a dot-grouped number, the first few."""
+    position, found = text.find("="), 0
+    while position >= 0 and found < _MAX_EQUATIONS:
+        start = max(0, position - _WINDOW)
+        if _DOT_HINT_RE.search(text, start, position + _WINDOW):
+            left = _LEFT_RE.search(text, start, position)
+            right = _RIGHT_RE.match(text, position + 1, position + _WINDOW)
+            if left and right and _DOT_GROUPED_RE.search(left.group(1) + " = " + right.group(1)):
+                found += 1
+                yield left.group(1), right.group(1)
+        position = text.find("=", position + 1)
+
+
 def _arithmetic(text: str) -> tuple[bool, bool]:
     """(an equation true only with grouping dots, one true only with decimal dots)."""
     grouped = decimal = False
-    for match in _EQUATION_RE.finditer(text):
-        if not _DOT_GROUPED_RE.search(match.group()):
-            continue
-        left, right = match.group(1), match.group(2)
+    for left, right in _equations(text):
         as_groups = _evaluate(left, _grouped)
         as_decimals = _evaluate(left, _decimal)
         true_grouped = as_groups is not None and as_groups == _grouped(right)

@@ -214,6 +214,7 @@ _LETTERS_RE = re.compile(r"[^\W\d_]+")
 _GAP_RE = re.compile(r"[\s\-]*")
 _QUATRE_VINGT_RE = re.compile(r"\bquatre[\s-]+vingts?\b", re.IGNORECASE)
 _DIGIT_BEFORE_RE = re.compile(r"\d\s*$")
+_MAX_RUN = 24  # words in one written number, at most (keeps long word lists linear)
 _BELOW_RE = re.compile(r"\bbelow\s+$", re.IGNORECASE)
 # "bajo cero", "sous zéro", "unter null", "sotto zero", "abaixo de zero": below zero
 _BELOW_ZERO_RE = re.compile(r"\b(?:bajo|sous|unter|sotto|abaixo de)\s+(?:cero|z[e\u00e9]ro|null)\b",
@@ -238,7 +239,7 @@ def _spell_words(text: str, whole: bool) -> str:
         # the run: adjacent number words (spaces or hyphens between) sharing a language; a weak
         # word never narrows the language ("six cents" is English money, "deux cents" French 200)
         run, langs, j = [], None, i
-        while j < len(words):
+        while j < len(words) and j - i < _MAX_RUN:
             if j > i and not _GAP_RE.fullmatch(text, words[j - 1].end(), words[j].start()):
                 break
             tokens = _word_tokens(words[j].group())
