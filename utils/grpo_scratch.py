@@ -120,8 +120,12 @@ def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
     else:
         logits = _shared_prefix_logits(model, prompt_ids, prompt_mask, completion_ids,
                                        completion_mask, group_size)
-    logits = logits.float() / temperature
-    return torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    logits = logits.float()
+    if temperature != 1:
+        logits = logits / temperature
+    # log p(token) = logit(token) - logsumexp(logits): never holds a (B, T, vocab) log-softmax
+    picked = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
 
 
 def _shared_prefix_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
