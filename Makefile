@@ -50,7 +50,7 @@ check-browser: setup
 
 # SmolLM2-135M learns word problems on a CPU: before/after accuracy, about 15 min on 2 cores.
 cpu-demo: setup
-	HF_HUB_OFFLINE=1 $(PY) -m utils.cpu_demo
+	HF_HUB_OFFLINE=1 $(PY) -m utils.cpu_demo $(ARGS)
 
 bench: setup
 	$(PY) benchmarks/rewards.py

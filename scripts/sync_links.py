@@ -4,7 +4,10 @@ The address is written once, in pyproject.toml's ``[project.urls] Repository``; 
 once, in ``utils/install_sets.py``. This script rewrites:
 
 - the first code cell of each notebook (the Colab/local setup cell, marked ``# course-setup``),
-- the "Open in Colab" badges in README.md (lines between the ``notebooks-table`` markers).
+- the "Open in Colab" badges in README.md (lines between the ``notebooks-table`` markers),
+- every measured figure quoted between ``<!-- results:NAME -->`` and ``<!-- /results -->`` in
+  README.md, docs/*.md and the notebooks' markdown cells, from the records the runs write
+  themselves into ``docs/results/*.json`` (``python -m utils.cpu_demo --record ...``).
 
 ``tests/test_project.py`` checks that both are in sync, so a changed address fails the tests until
 ``make links`` is run.
@@ -131,6 +134,117 @@ def sync_readme(url: str, write: bool = True) -> bool:
     return True
 
 
+RESULTS = ROOT / "docs" / "results"
+RESULT_BLOCK = re.compile(r"(<!-- results:([\w-]+) -->)(.*?)(<!-- /results -->)", re.S)
+RECORD_COMMANDS = {
+    "cpu_demo": "make cpu-demo ARGS='--record docs/results/cpu_demo.json'",
+    "cpu_demo_seed1": "python -m utils.cpu_demo --seed 1 --record docs/results/cpu_demo_seed1.json",
+    "cpu_demo_seed2": "python -m utils.cpu_demo --seed 2 --record docs/results/cpu_demo_seed2.json",
+    "cpu_demo_fp32": ("python -m utils.cpu_demo --set sampling_precision=fp32 "
+                      "--record docs/results/cpu_demo_fp32.json"),
+    "r1_zero": ("python -m utils.cpu_demo --set cold_start=False 'prefill=<think>\\n' "
+                "--record docs/results/r1_zero.json"),
+    "fresh": "python -m utils.cpu_demo --compare-fresh --record docs/results/fresh.json",
+}
+
+
+def record(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _gain(rec: dict) -> float:
+    return 100 * (rec["after"]["accuracy"] - rec["after_cold_start"]["accuracy"])
+
+
+def _run_row(label: str, rec: dict) -> str:
+    test = rec["grpo_vs_cold_start"]
+    return (f"| {label} | {_pct(rec['before']['accuracy'])} | {_pct(rec['after_cold_start']['accuracy'])}"
+            f" | {_pct(rec['after']['accuracy'])} | {_gain(rec):+.1f} | {test['fixed']} / "
+            f"{test['broken']} | {test['p_value']:.2g} | {_pct(rec['after']['strict_format'])} | "
+            f"{rec['minutes']:.1f} |")
+
+
+def result_text(name: str) -> str:
+    """The text of one results block, computed from the run records (never typed by hand)."""
+    if name == "cpu-demo-summary":
+        rec = record("cpu_demo")
+        if rec is None:
+            return f"not measured yet: `{RECORD_COMMANDS['cpu_demo']}`"
+        return (f"`{rec['summary']}` (seed 0; {rec['machine']}; {rec['torch_threads']} torch "
+                f"threads)")
+    if name == "cpu-demo-seeds":
+        rows = ["| run | base | cold start | GRPO | GRPO - cold start (points) | fixed / broken "
+                "| paired p | strict format | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+        gains = []
+        for key, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
+                           ("cpu_demo_seed2", "seed 2"), ("cpu_demo_fp32", "seed 0, fp32 sampling"),
+                           ("r1_zero", "seed 0, no cold start (R1-Zero)")):
+            rec = record(key)
+            if rec is None:
+                rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` |||||||| ")
+                continue
+            rows.append(_run_row(label, rec))
+            if key.startswith("cpu_demo") and key != "cpu_demo_fp32":
+                gains.append(_gain(rec))
+        if gains:
+            rows.append(f"\nMean GRPO gain over the cold start, {len(gains)} seed(s): "
+                        f"{sum(gains) / len(gains):+.1f} points.")
+        return "\n" + "\n".join(rows) + "\n"
+    if name == "cpu-demo-row":
+        rec = record("cpu_demo")
+        if rec is None:
+            return f"not measured yet: `{RECORD_COMMANDS['cpu_demo']}`"
+        return (f"accuracy {_pct(rec['before']['accuracy'])} (base) -> "
+                f"{_pct(rec['after_cold_start']['accuracy'])} after the cold start (imitation) "
+                f"-> {_pct(rec['after']['accuracy'])} after GRPO (RL: {_gain(rec):+.1f} points, "
+                f"paired p = {rec['grpo_vs_cold_start']['p_value']:.2g}) on "
+                f"{rec['after']['n']} held-out problems, strict format "
+                f"{_pct(rec['after']['strict_format'])}, {rec['minutes']:.1f} min")
+    if name == "fresh":
+        rec = record("fresh")
+        return rec["summary"] if rec else f"not measured yet: `{RECORD_COMMANDS['fresh']}`"
+    raise KeyError(f"unknown results block {name!r} (scripts/sync_links.py: result_text)")
+
+
+def sync_results(text: str) -> str:
+    """``text`` with every results block rewritten from the records."""
+    return RESULT_BLOCK.sub(lambda m: f"{m.group(1)}{result_text(m.group(2))}{m.group(4)}", text)
+
+
+def sync_results_files(write: bool = True) -> list[str]:
+    """Rewrite the results blocks of README.md, docs/*.md and notebook markdown cells; the
+    files that changed (or would)."""
+    changed = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        new = sync_results(text)
+        if new != text:
+            changed.append(str(path.relative_to(ROOT)))
+            if write:
+                path.write_text(new)
+    for path in notebooks():
+        book = json.loads(path.read_text())
+        dirty = False
+        for cell in book["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "markdown" or "<!-- results:" not in source:
+                continue
+            new = sync_results(source)
+            if new != source:
+                cell["source"] = new.splitlines(keepends=True)
+                dirty = True
+        if dirty:
+            changed.append(str(path.relative_to(ROOT)))
+            if write:
+                path.write_text(json.dumps(book, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
 def main(argv: list[str]) -> int:
     """Rewrite out-of-sync files; with ``--check``, only report them and exit 1."""
     write = "--check" not in argv
@@ -138,6 +252,7 @@ def main(argv: list[str]) -> int:
     changed = [str(p.relative_to(ROOT)) for p in notebooks() if sync_notebook(p, url, write)]
     if sync_readme(url, write):
         changed.append("README.md")
+    changed += [p for p in sync_results_files(write) if p not in changed]
     if not changed:
         print(f"in sync with {url}")
         return 0

@@ -402,7 +402,8 @@ searched on. The test of whether GRPO learned the skill or the templates."""
 
 
 def compare_on_fresh(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cpu-demo",
-                     path: str | os.PathLike = FRESH_PROBLEMS) -> str:
+                     path: str | os.PathLike = FRESH_PROBLEMS,
+                     record: str | os.PathLike | None = None) -> str:
     """The cold-start adapter against the GRPO adapter of a finished run, greedy, on the fresh
     word problems; McNemar pairs them. Returns (and prints) one line."""
     from peft import PeftModel
@@ -425,6 +426,13 @@ def compare_on_fresh(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cp
             f" -> GRPO {_pct(results['adapter']['correct']):.1f}% (n={len(rows)}, "
             f"{test.only_b} fixed, {test.only_a} broken, paired p={test.p_value:.2g})")
     print(line, flush=True)
+    if record is not None:
+        Path(record).parent.mkdir(parents=True, exist_ok=True)
+        Path(record).write_text(json.dumps({
+            "summary": line, "n": len(rows), "fixed": test.only_b, "broken": test.only_a,
+            "p_value": test.p_value, "machine": machine(),
+            "cold_start": _pct(results["cold_start_adapter"]["correct"]) / 100,
+            "grpo": _pct(results["adapter"]["correct"]) / 100}, indent=1) + "\n")
     return line
 
 
@@ -466,7 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.compare_fresh:
-        compare_on_fresh(args.mode, args.output_dir)
+        compare_on_fresh(args.mode, args.output_dir, record=args.record)
         return
     recipe = RECIPES[args.mode]
     for item in args.set:
