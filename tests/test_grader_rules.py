@@ -143,6 +143,11 @@ def test_rule_spelled_out():
                               "3.5")):
         assert is_correct(completion, gold), completion
     assert extract_final_answer("Each one costs $5.") == "$5"  # "one" here is no number
+    for described, stated in (("So 700 + 550 = 1250 liters fill the two tanks.", "1250"),
+                              ("She has 5 apples left for the two of them.", "5"),
+                              ("\u6240\u4ee5\u8fd9\u4e24\u4e2a\u7bb1\u5b50\u6709"
+                               "24\u4e2a\u82f9\u679c\u3002", "24")):
+        assert extract_final_answer(described) == stated, described  # words that describe
     assert extract_final_answer("<answer>\u7b2c\u4e09</answer>") is None  # an ordinal
 
 

@@ -40,7 +40,8 @@ def _asked_sentence(question: str) -> str:
 
 
 def _asked_units(asked: str) -> set[str]:
-    return {units.unit_name(w) for w in _WORD_RE.findall(asked)}
+    """The unit names among the asked sentence's words (no one-letter word: "Cara's" is no "s")."""
+    return {units.unit_name(w) for w in _WORD_RE.findall(asked) if len(w) > 1}
 
 
 def _same_compound(answer: Quantity, gold: Fraction, asked: str) -> bool:

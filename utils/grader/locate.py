@@ -48,7 +48,7 @@ _QUALIFIER_RE = re.compile(
     r"|around|roughly|nearly|almost|at least|at most|more than|less than|up to|or so|or more"
     r"|or less|or fewer|maybe|perhaps|probably|possibly|could be|might be|not sure|unsure"
     r"|i guess|estimated?|aproximadamente|alrededor de|environ|\u00e0 peu pr\u00e8s|etwa"
-    r"|ungef\u00e4hr|circa|cerca de|quase|casi|presque|fast)\b"
+    r"|ungef\u00e4hr|circa|cerca de|quase|casi|presque)\b"
     r"|\u5927\u7ea6|\u5927\u6982|\u5de6\u53f3|\u81f3\u5c11|\u6700\u591a|\u5dee\u4e0d\u591a",
     re.IGNORECASE,
 )

@@ -169,6 +169,7 @@ _RESTATED = (r"\s*\(\s*(?:(?:or|i\.e\.,?|that is,?|=)\s*)?" + _AMOUNTS + r"\s*\)
              r"|,?\s*(?:or|i\.e\.,?|that is,?|which is|=)\s*" + _AMOUNTS)
 COMPOUND_RE = re.compile(r"(?<![\d.])" + _AMOUNTS + r"(?:" + _RESTATED + r")?", re.IGNORECASE)
 _RESTATED_RE = re.compile(r"\(|,?\s*\b(?:or|i\.e\.|that is|which is)\b,?|=", re.IGNORECASE)
+_OPERATOR_BEFORE_RE = re.compile(r"[-+*/x\u00d7\u00f7\u2013]\s*$")
 _CONFLICT = "conflict"  # one quantity restated with a different amount: "60 minutes (2 hours)"
 
 
@@ -203,6 +204,8 @@ def _compound(text: str) -> Quantity | str | None:
     read = [_amounts(side) for side in sides]
     if any(r is None for r in read) or len(_PART_RE.findall(written)) < 2:
         return None
+    if restated and set(read[0][1]) == set(read[1][1]):
+        return None  # "30 minutes - 15 minutes = 75 minutes" is working, not a restatement
     (family, first), *others = read
     readings = dict(first)
     for other_family, other in others:
@@ -234,6 +237,8 @@ def compound_spans(text: str, conflicts: bool = False) -> list[tuple[int, int]]:
     spans, position = [], 0
     while (match := COMPOUND_RE.search(text, position)) is not None:
         found = _compound(match.group())
+        if found is not None and _OPERATOR_BEFORE_RE.search(text, 0, match.start()):
+            found = None  # "2 * 30 minutes = 1 hour": the left side is working
         if (found == _CONFLICT) if conflicts else isinstance(found, Quantity):
             spans.append(match.span())
             position = match.end()

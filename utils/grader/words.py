@@ -215,8 +215,18 @@ _GAP_RE = re.compile(r"[\s\-]*")
 _QUATRE_VINGT_RE = re.compile(r"\bquatre[\s-]+vingts?\b", re.IGNORECASE)
 _DIGIT_BEFORE_RE = re.compile(r"\d\s*$")
 _MAX_RUN = 24  # words in one written number, at most (keeps long word lists linear)
+# In a text that also has digits, a number in words right after a determiner or a preposition
+# describes ("to fill the two tanks", "in two boxes", "\u8fd9\u4e24\u4e2a"), unless a result word
+# comes right before it ("a total of forty", "is forty").
+_DESCRIBES_BEFORE_RE = re.compile(
+    r"\b(?:the|these|those|both|all|next|first|last|other|another|each|every|in|into|for|with"
+    r"|among|between|across|over|per|from|after|before|on|at|by|within|during|of|than|los|las"
+    r"|les|des|die|den|der|das|dem|gli|le|os|as|en|dans|pour|avec|para|por|con|mit|f\u00fcr|di"
+    r"|da|dos|do)\s+$", re.IGNORECASE)
+_CUE_BEFORE_RE = re.compile(r"\b(?:total|sum|is|was|are|were)\s+(?:of\s+)?$", re.IGNORECASE)
+_HAN_DESCRIBES_BEFORE_RE = re.compile(r"(?:\u8fd9|\u90a3|\u524d|\u540e|\u5f8c|\u6bcf|\u7b2c)\s*$")
 _BELOW_RE = re.compile(r"\bbelow\s+$", re.IGNORECASE)
-# "bajo cero", "sous zéro", "unter null", "sotto zero", "abaixo de zero": below zero
+# "bajo cero", "sous z\u00e9ro", "unter null", "sotto zero", "abaixo de zero": below zero
 _BELOW_ZERO_RE = re.compile(r"\b(?:bajo|sous|unter|sotto|abaixo de)\s+(?:cero|z[e\u00e9]ro|null)\b",
                             re.IGNORECASE)
 
@@ -230,7 +240,7 @@ def _word_tokens(word: str) -> tuple[dict[str, tuple[str, int]], ...] | None:
     return (langs,) if langs else _lookup(word)
 
 
-def _spell_words(text: str, whole: bool) -> str:
+def _spell_words(text: str, whole: bool, cued: bool = False) -> str:
     if "vingt" in text.lower():
         text = _QUATRE_VINGT_RE.sub("quatrevingt", text)
     words = list(_LETTERS_RE.finditer(text))
@@ -271,6 +281,10 @@ def _spell_words(text: str, whole: bool) -> str:
             i += 1
             continue
         last = owner[used - 1]
+        if cued and _DESCRIBES_BEFORE_RE.search(text, 0, words[i].start()) and not \
+                _CUE_BEFORE_RE.search(text, 0, words[i].start()):
+            i = last + 1  # "= 1250 liters to fill the two tanks": "two" describes, 1250 is stated
+            continue
         if flat[0][0] == "zero" and _BELOW_RE.search(text, 0, words[i].start()):
             i += 1  # "seven below zero": read by the sign rules, zero is no second number
             continue
@@ -358,13 +372,15 @@ def _han_value(text: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _spell_han(text: str, whole: bool) -> str:
+def _spell_han(text: str, whole: bool, cued: bool = False) -> str:
     def replace(match: re.Match) -> str:
         if match["neg2"]:
             return "-"
         if match["pct2"]:
             return match["pct2"] + "%"
         num, start = match["num"], match.start()
+        if cued and _HAN_DESCRIBES_BEFORE_RE.search(text, 0, start):
+            return match.group()  # with digits around, 这两个 describes
         if text[start - 1:start] == "第":  # an ordinal: 第三天 is the third day
             return match.group()
         following = text[match.end():match.end() + 2]
@@ -398,13 +414,16 @@ def spelled_to_digits(text: str, whole: bool = False) -> str:
     """``text`` with its spelled-out numbers written in digits (see the module docstring).
 
     ``whole=True``: the text is one answer (a slot, a phrase), so a lone ``one`` or ``un`` is a
-    number too. Text without letters comes back unchanged, at once.
+    number too. Otherwise, in a text that also has digits, a number right after a determiner or
+    a preposition is left alone: "= 1250 liters to fill the two tanks" states 1250.
+    Text without letters comes back unchanged, at once.
     """
     if not isinstance(text, str) or len(text) > 20_000:
         return text
+    cued = not whole and any("0" <= c <= "9" for c in text)
     if not text.isascii() and any(c in _HAN or c in "负負" for c in text):
-        text = _spell_han(text, whole)
+        text = _spell_han(text, whole, cued)
     if any(c.isalpha() for c in text):
         text = _BELOW_ZERO_RE.sub("below zero", text)
-        text = _spell_words(text, whole)
+        text = _spell_words(text, whole, cued)
     return text
