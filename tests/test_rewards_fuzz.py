@@ -17,7 +17,10 @@ from utils.prompts import TAGS
 from utils.rewards import REWARD_FUNCTIONS, extract_final_answer, parse_number, score_completions
 
 PIECES = [*TAGS, "\\boxed{", "}", "{", "####", "the answer is ", "=", "-", "\u2212", "$", "%", ",",
-          ".", "/", "\\frac{", "or", " ", "\n", "e", "18", "1,234", "nan", "inf", "\u00b1"]
+          ".", "/", "\\frac{", "or", " ", "\n", "e", "18", "1,234", "nan", "inf", "\u00b1",
+          "\u5341\u516b", "\u96f6\u4e0b", "\u7b54\u6848\u662f", "cuarenta y ", "quatre-vingt",
+          "zweiundvierzig", "1'875", "1.150 $", " = ", " x ", " hours ", " minutes", "(", ")",
+          "\\%", "forty ", "million ", "La respuesta es "]
 tag_soup = st.lists(st.sampled_from(PIECES) | st.text(max_size=5), max_size=60).map("".join)
 odd_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=200)
 huge_text = st.builds(lambda piece, n: piece * n, st.sampled_from(PIECES), st.integers(0, 200_000))

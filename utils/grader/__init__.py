@@ -2,7 +2,9 @@
 
 It follows a written policy, ``POLICY.md`` in this folder (:data:`POLICY_PATH`), the steps a
 careful human grader takes: find the one final answer (:mod:`utils.grader.locate`), read its
-number (:mod:`utils.grader.numerals`), compare it with the gold (:mod:`utils.grader.compare`).
+number (:mod:`utils.grader.numerals`; words in six languages and Chinese numerals in
+:mod:`utils.grader.words`, dot or apostrophe digit grouping in :mod:`utils.grader.grouping`),
+compare it with the gold (:mod:`utils.grader.compare`, units in :mod:`utils.grader.units`).
 :mod:`utils.grader.baselines` holds the graders it is compared with. The TRL reward functions
 that use it are in :mod:`utils.rewards`.
 """

@@ -169,7 +169,7 @@ _RESTATED = (r"\s*\(\s*(?:(?:or|i\.e\.,?|that is,?|=)\s*)?" + _AMOUNTS + r"\s*\)
              r"|,?\s*(?:or|i\.e\.,?|that is,?|which is|=)\s*" + _AMOUNTS)
 COMPOUND_RE = re.compile(r"(?<![\d.])" + _AMOUNTS + r"(?:" + _RESTATED + r")?", re.IGNORECASE)
 _RESTATED_RE = re.compile(r"\(|,?\s*\b(?:or|i\.e\.|that is|which is)\b,?|=", re.IGNORECASE)
-_OPERATOR_BEFORE_RE = re.compile(r"[-+*/x\u00d7\u00f7\u2013]\s*$")
+_OPERATOR_BEFORE_RE = re.compile(r"(?:[-+*/\u00d7\u00f7\u2013]|(?<![A-Za-z])x)\s*$")
 _CONFLICT = "conflict"  # one quantity restated with a different amount: "60 minutes (2 hours)"
 
 
