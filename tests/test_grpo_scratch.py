@@ -101,3 +101,29 @@ def test_rollout_scores_groups_and_logs(tmp_path):
     assert [r["question"] for r in rows] == [10, 10, 10, 11, 11, 11]
     assert rows[0]["step"] == 7 and rows[0]["text"] == batch.texts[0]
     assert {"accuracy", "total"} <= set(rows[0]["rewards"])
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
+def test_backward_in_passes_gives_the_one_pass_gradients(loss_type):
+    from utils.models import load_for_inference
+    from utils.prompts import build_messages
+
+    model, tokenizer = load_for_inference("smoke")
+    questions = ["What is 2 + 3?", "Tom has 4 apples and buys 7 more. How many now?", "1 + 1?"]
+    batch = grpo_scratch.rollout(model, tokenizer, [build_messages(q) for q in questions],
+                                 ["5", "11", "2"], 2, 6, seed=0, precision="bf16")
+    batch.rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5, 0.0])
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    loss, _ = grpo_scratch.grpo_loss(model, batch, 2, loss_type=loss_type, share_prefix=True)
+    loss.backward()
+    whole = [p.grad.clone() for p in params]
+    metrics = dict(batch.metrics)
+    model.zero_grad()
+    value = grpo_scratch.grpo_backward(model, batch, 2, rows_per_pass=2, loss_type=loss_type)
+    assert value == pytest.approx(loss.item(), abs=1e-6)
+    for a, b in zip(whole, (p.grad for p in params)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    for key in ("sampling/sampling_logp_difference/max", "sampling/importance_sampling_ratio/min",
+                "sampling/importance_sampling_ratio/max", "sampling/sampling_logp_difference/mean"):
+        assert batch.metrics[key] == pytest.approx(metrics[key], rel=1e-3)

@@ -145,10 +145,20 @@ def test_precision_is_chosen_at_run_time(monkeypatch):
         sampling.sampling_dtype("fp16")
 
 
-def test_greedy_is_refused_and_unknown_models_are_told(smoke):
+def test_greedy_gives_model_generates_tokens(smoke):
+    from utils.generation import plain_generate_tokens
+
+    model, tokenizer = smoke
+    prompts = [build_messages(q) for q in QUESTIONS]
+    tokens, _ = LeanSampler(model, torch.float32).sample(
+        _prompts(tokenizer), 1, 20, _eos_ids(model, tokenizer), temperature=0.0)
+    assert tokens == plain_generate_tokens(model, tokenizer, prompts, 20)
+
+
+def test_bad_temperature_and_unknown_models_are_told(smoke):
     model, _ = smoke
-    with pytest.raises(ValueError, match="greedy"):
-        LeanSampler(model).sample([[1, 2]], 1, 4, [0], temperature=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        LeanSampler(model).sample([[1, 2]], 1, 4, [0], temperature=-1.0)
     model.config.model_type, kept = "gpt2", model.config.model_type
     try:
         assert not LeanSampler.supports(model)

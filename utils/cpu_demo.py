@@ -69,6 +69,7 @@ class Recipe:
     loss_type: str = "dapo"
     epsilon_high: float = 0.28
     skip_zero_spread: bool = False     # DAPO's dynamic sampling, without refilling
+    rows_per_pass: int = 16            # rows per forward/backward pass: memory, not the maths
     lora_rank: int | None = 32
     reward_weights: tuple[tuple[str, float], ...] = (("accuracy", 1.0), ("strict_format", 0.5))
     sampling_precision: str = "auto"   # bf16 where native; "fp32" turns it off
@@ -184,13 +185,11 @@ def grpo_train(model, tokenizer, rows: list[dict], recipe: Recipe, output_dir: P
         loss = torch.tensor(0.0)
         if train_batch is not None:
             model.train()
-            loss, _ = grpo_scratch.grpo_loss(model, train_batch, recipe.group_size,
-                                             recipe.temperature, loss_type=recipe.loss_type,
-                                             epsilon_high=recipe.epsilon_high,
-                                             max_completion_length=recipe.max_new_tokens,
-                                             share_prefix=True, correction=recipe.is_correction)
             optimizer.zero_grad()
-            loss.backward()
+            loss = torch.tensor(grpo_scratch.grpo_backward(
+                model, train_batch, recipe.group_size, recipe.rows_per_pass, recipe.temperature,
+                loss_type=recipe.loss_type, epsilon_high=recipe.epsilon_high,
+                max_completion_length=recipe.max_new_tokens, correction=recipe.is_correction))
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
         row = {"step": step, "loss": loss.item(), "reward": batch.rewards.mean().item(),

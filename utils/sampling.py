@@ -17,8 +17,9 @@ dozens of small operations per layer. :class:`LeanSampler` keeps only the produc
   measure how far its own log-probs are from the sampler's and correct for it
   (:func:`utils.rl.rollout_is_weights`, as TRL does when vLLM samples).
 
-What it leaves out on purpose: greedy decoding (the course's greedy path must give exactly
-``model.generate``'s tokens, see :func:`utils.generation.decode`), models other than Llama and
+What it leaves out on purpose: speculative guesses for greedy decoding (greedy here is a plain
+argmax; the course's evaluations use :func:`utils.generation.decode`, whose tokens are
+``model.generate``'s), models other than Llama and
 Qwen2 with default rotary embeddings (:meth:`LeanSampler.supports` says no and callers fall back
 to :func:`utils.generation.decode`), and dropping single finished rows from the batch (a group
 leaves when all its rows are done; a pass over 32 or 64 rows costs about the same on a CPU).
@@ -210,9 +211,8 @@ class LeanSampler:
         """``group_size`` samples for each prompt (token id lists), rows in prompt order:
         ``tokens[i * group_size + j]`` is sample j of prompt i, cut after its end-of-sequence
         token, and ``logps`` the sampler's log-probability (at ``temperature``) of each token."""
-        if temperature <= 0:
-            raise ValueError("LeanSampler samples (temperature > 0); greedy decoding is "
-                             "utils.generation.decode's exact path")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0: greedy); got {temperature}")
         generator = generator or torch.Generator().manual_seed(0)
         eos = torch.tensor(sorted(set(eos_ids)), device=self.device)
         groups, g, d = len(prompts), group_size, self.head_dim
@@ -238,16 +238,20 @@ class LeanSampler:
         length = torch.full((groups, g), max_new_tokens, dtype=torch.long, device=self.device)
         live = torch.arange(groups, device=self.device)  # groups with a row still writing
         for t in range(max_new_tokens):
-            if temperature != 1:
-                logits = logits / temperature
-            if top_p < 1:
-                logits = filter_top_p(logits, top_p)
-            probs = logits.softmax(-1)
-            cdf = probs.cumsum(-1)
-            draw = torch.rand(len(logits), 1, generator=generator).to(self.device) * cdf[:, -1:]
-            new = torch.searchsorted(cdf, draw).clamp_(max=cdf.shape[-1] - 1)
-            new_logp = probs.gather(-1, new).log().squeeze(-1)
-            new = new.squeeze(-1)
+            if temperature == 0:  # greedy: the most likely token, its log-prob at T = 1
+                new = logits.argmax(-1, keepdim=True)
+                new_logp = (logits.gather(-1, new) - logits.logsumexp(-1, keepdim=True))
+            else:
+                if temperature != 1:
+                    logits = logits / temperature
+                if top_p < 1:
+                    logits = filter_top_p(logits, top_p)
+                probs = logits.softmax(-1)
+                cdf = probs.cumsum(-1)
+                draw = torch.rand(len(logits), 1, generator=generator).to(self.device)
+                new = torch.searchsorted(cdf, draw * cdf[:, -1:]).clamp_(max=cdf.shape[-1] - 1)
+                new_logp = probs.gather(-1, new).log()
+            new, new_logp = new.squeeze(-1), new_logp.squeeze(-1)
             tokens[live, :, t] = new.view(len(live), g)
             logps[live, :, t] = new_logp.view(len(live), g)
             stopped = torch.isin(new, eos).view(len(live), g) & ~done[live]
