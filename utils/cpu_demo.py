@@ -24,6 +24,7 @@ checks the plumbing, learns nothing). The last line printed is the summary::
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import random
@@ -60,12 +61,12 @@ class Recipe:
     sft_epochs: int = 2
     sft_batch: int = 8
     sft_lr: float = 2e-4
-    grpo_steps: int = 10
+    grpo_steps: int = 30
     questions_per_step: int = 8
-    group_size: int = 4
+    group_size: int = 8
     temperature: float = 1.0
-    max_new_tokens: int = 48
-    learning_rate: float = 1e-4
+    max_new_tokens: int = 40
+    learning_rate: float = 2e-4
     loss_type: str = "dapo"
     epsilon_high: float = 0.28
     skip_zero_spread: bool = False     # DAPO's dynamic sampling, without refilling
@@ -74,7 +75,7 @@ class Recipe:
     reward_weights: tuple[tuple[str, float], ...] = (("accuracy", 1.0), ("strict_format", 0.5))
     sampling_precision: str = "auto"   # bf16 where native; "fp32" turns it off
     is_correction: str | None = "sequence_mask"  # TRL's default; None: measured, not applied
-    checkpoints: int = 4               # held-out checkpoints during GRPO (for the curve)
+    checkpoints: int = 3               # held-out checkpoints during GRPO (for the curve)
     checkpoint_n: int = 50             # the fixed subset they use
     seed: int = 0                      # training order, sampling, initialisation; never the test
 
@@ -97,11 +98,17 @@ def worked_solution(row: dict) -> str:
 
 
 def evaluate(model, tokenizer, rows: list[dict], recipe: Recipe) -> dict:
-    """Greedy answers to ``rows``: per-question correctness and strict format, and the texts."""
+    """Greedy answers to ``rows``: per-question correctness and strict format, and the texts.
+    With ``recipe.prefill`` the answer starts with it, as in training, and is graded with it."""
+    from utils.generation import render_prompt
+
     model.eval()
-    outputs = generate(model, tokenizer, [build_messages(r["question"]) for r in rows],
-                       max_new_tokens=recipe.eval_max_new_tokens, batch_size=recipe.eval_batch)
-    texts = [o[0].text for o in outputs]
+    prompts = [build_messages(r["question"]) for r in rows]
+    if recipe.prefill:
+        prompts = [render_prompt(tokenizer, p) + recipe.prefill for p in prompts]
+    outputs = generate(model, tokenizer, prompts, max_new_tokens=recipe.eval_max_new_tokens,
+                       batch_size=recipe.eval_batch)
+    texts = [recipe.prefill + o[0].text for o in outputs]
     return {"correct": [is_correct(t, r["answer"]) for t, r in zip(texts, rows)],
             "strict_format": [strict_format_reward([t])[0] == 1.0 for t in texts],
             "texts": texts}
@@ -445,6 +452,8 @@ def _knob(current, value: str):
         return value == "True"
     if isinstance(current, tuple):  # reward_weights=accuracy:1.0,strict_format:0.5
         return tuple((name, float(w)) for name, w in (p.split(":") for p in value.split(",")))
+    if isinstance(current, str) and not value.replace(".", "").isdigit():
+        return codecs.decode(value, "unicode_escape")  # prefill=<think>\n: a real newline
     if current is None or isinstance(current, str):  # e.g. train_rung, lora_rank=None
         for kind in (int, float):
             try:
