@@ -1,5 +1,6 @@
-"""Comparing the final answer with the gold (rules 5-7 of ``POLICY.md``): value, magnitude,
-percent and unit, with the question where the caller has it."""
+"""Comparing the final answer with the gold (step 3 of ``POLICY.md``: ``percent``,
+``asked-not-mentioned``, ``units``, ``compound-quantities``), with the question where the caller
+has it."""
 
 from __future__ import annotations
 

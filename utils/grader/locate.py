@@ -1,8 +1,8 @@
 """Answer location: which one number a completion commits to as its final answer.
 
-The steps of ``POLICY.md`` (rules 1-4 and 8): answer slots outside the reasoning, then answer
-phrases, then the last statement, then slots inside the reasoning; revisions, candidates, working
-and restatements. Numbers themselves are read by :mod:`utils.grader.numerals`; whether the answer
+Step 1 of ``POLICY.md`` (its rules ``answer-sources`` to ``to-the-grader``): answer slots outside
+the reasoning, then answer phrases, then the last statement, then slots inside the reasoning;
+revisions, candidates, working and restatements. Numbers themselves are read by :mod:`utils.grader.numerals`; whether the answer
 is the gold is :mod:`utils.grader.compare`'s job.
 """
 
@@ -367,7 +367,7 @@ def _one_answer_between(gap: str) -> bool:
 def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
                           read: Callable[[str], _Reading | str],
                           anchors: set[int] | None = None) -> _Reading | str:
-    """The reading of the final answer among ``spans``: the last group of statements (rule 2).
+    """The reading of the final answer among ``spans``: the last group of statements (``last-answer-wins``, ``stated-together-agree``).
 
     Statements with only connectors between them (or a short "or"/"maybe" gap) form one group and
     must agree; a later group after real text revises the earlier ones. With ``anchors`` (the
@@ -466,8 +466,9 @@ def _looks_finished(text: str) -> bool:
 
 
 def _final_statement(outside: str, question: str = "") -> _Reading | str:
-    """The answer stated by the last sentence that states a number (rule 1c): a bold number in
-    it, else the number it states as a result; a question or a doubtful sentence states none."""
+    """The answer stated by the last sentence that states a number (``answer-sources``): a bold
+    number in it, else the number it states as a result; a question or a doubtful sentence states
+    none."""
     if not _looks_finished(outside):
         return _EMPTY
     sentence = _last_numeric_sentence(outside.strip()[-_STATEMENT_TAIL:])
@@ -530,7 +531,7 @@ def _content_words(text: str) -> set[str]:
 
 def _restates_question(reading: _Reading, question: str) -> bool:
     """Whether the answer's sentence repeats a sentence of the question that gives the same
-    number (rule 8): two or more content words, at least two thirds of them in that sentence."""
+    number (``restatement``): two or more content words, at least two thirds of them in that sentence."""
     words = _content_words(_NUMBER_RE.sub(" ", reading.source))
     if len(words) < 2:
         return False
@@ -551,7 +552,7 @@ def _restates_question(reading: _Reading, question: str) -> bool:
 
 
 def _final_reading(text: str, question: str = "") -> _Reading | str:
-    """The final answer of a completion under the grading policy (rules 1-4 and 8)."""
+    """The final answer of a completion under step 1 of the grading policy."""
     text = grouping.regroup(_normalise(text), question)
     if "<" in text and any(tag not in TAGS for tag in _TAG_FIND_RE.findall(text)):
         text = _ANY_TAG_RE.sub(lambda m: _CANONICAL_TAGS[m[1], m[2].lower()], text)
