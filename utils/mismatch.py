@@ -5,8 +5,8 @@ Real RL systems sample with one engine (vLLM, SGLang: bf16, their own kernels) a
 another (FSDP, Megatron, or here the fp32 PyTorch model), so even with the same weights the two
 disagree slightly and the update is slightly off-policy. Notebook 06 measures that gap on the
 course's own bf16 sampler (:mod:`utils.sampling`). These helpers only describe the gap; the
-correction itself is :func:`utils.rl.rollout_is_weights` (TRL's), applied by
-:func:`utils.grpo_scratch.grpo_loss`.
+correction itself, and the sequence-level ratio, are :func:`utils.rl.rollout_is_weights`
+(TRL's), applied by :func:`utils.grpo_scratch.grpo_loss`.
 
 What it leaves out on purpose: any statistic TRL does not log (KL or chi-square between the two
 policies, effective sample size); the notebook shows the gap and the ratio, which is what the
@@ -34,16 +34,6 @@ def token_gaps(trainer_logp: Tensor, sampler_logp: Tensor, mask: Tensor) -> Tens
     _check(trainer_logp, sampler_logp, mask)
     diff = trainer_logp.detach().double() - sampler_logp.detach().double()
     return diff[mask.bool()]
-
-
-def sequence_log_ratios(trainer_logp: Tensor, sampler_logp: Tensor, mask: Tensor) -> Tensor:
-    """Per completion, the sum of its tokens' gaps: the log of the sequence-level importance
-    ratio ``pi_trainer(y) / pi_sampler(y)`` that TRL's ``sequence_*`` modes use. It grows with
-    the completion's length, which is why a sequence ratio strays further from 1 than a
-    token's."""
-    _check(trainer_logp, sampler_logp, mask)
-    diff = trainer_logp.detach().double() - sampler_logp.detach().double()
-    return torch.where(mask.bool(), diff, torch.zeros_like(diff)).sum(-1)
 
 
 def gap_histogram(gaps: Tensor, low: int = -9, high: int = 1) -> dict:
