@@ -82,7 +82,7 @@ def test_rule_one_candidate():
     for completion in ("<answer>18 or 19</answer>", "<answer>17-19</answer>",
                        "<answer>18 \u00b1 1</answer>", "She has about 18 pens.",
                        "<answer>aproximadamente 18</answer>", "<answer>etwa 18</answer>",
-                       "<answer>\u5927\u7ea618\u652f</answer>", "<answer>17, no wait, 18</answer>",
+                       "<answer>大约18支</answer>", "<answer>17, no wait, 18</answer>",
                        "Is it 18?"):
         assert extract_final_answer(completion) is None, completion
 
@@ -122,8 +122,8 @@ def test_rule_exact():
 def test_rule_written_forms():
     for text, value in (("1,234", 1234), ("276 000", 276000), ("$18.00", 18), ("\u221218", -18),
                         ("36/2", 18), ("2 1/2", Fraction(5, 2)), ("\\frac{36}{2}", 18),
-                        ("9.3 \\times 10^{4}", 93000), ("1.8e1", 18), ("18 dollars and 0 cents", 18),
-                        ("10\\%", 10)):
+                        ("9.3 \\times 10^{4}", 93000), ("1.8e1", 18),
+                        ("18 dollars and 0 cents", 18), ("10\\%", 10)):
         assert parse_number(text) == value, text
     assert is_correct("So $15\\%$ of the players are left-handed.", "15")  # maths, not dollars
     assert extract_final_answer("So $15\\%$ of the players are left-handed.") == "15%"
@@ -132,34 +132,34 @@ def test_rule_written_forms():
 
 def test_rule_spelled_out():
     assert is_correct("The club pays one million four hundred fifty thousand dollars.", "1450000")
-    assert is_correct("On Monday he sold 4 and on Tuesday 6, so he earned forty dollars more.", "40")
+    assert is_correct("He sold 4 on Monday and 6 on Tuesday, so he earned forty dollars more.",
+                      "40")
     for completion, gold in (("La respuesta es cuarenta y dos.", "42"),
                              ("La r\u00e9ponse est quatre-vingt-dix-sept.", "97"),
                              ("Die Antwort ist zweiundvierzig.", "42"),
                              ("La risposta \u00e8 duecentocinquanta.", "250"),
                              ("A resposta \u00e9 quarenta e dois.", "42"),
-                             ("<answer>\u5341\u516b</answer>", "18"),
-                             ("\u6240\u4ee5\u5979\u4e00\u5171\u6709\u4e09\u70b9\u4e94\u516c\u65a4\u3002",
-                              "3.5")):
+                             ("<answer>十八</answer>", "18"),
+                             ("所以她一共有三点五公斤。", "3.5")):
         assert is_correct(completion, gold), completion
     assert extract_final_answer("Each one costs $5.") == "$5"  # "one" here is no number
     for described, stated in (("So 700 + 550 = 1250 liters fill the two tanks.", "1250"),
                               ("She has 5 apples left for the two of them.", "5"),
-                              ("\u6240\u4ee5\u8fd9\u4e24\u4e2a\u7bb1\u5b50\u6709"
-                               "24\u4e2a\u82f9\u679c\u3002", "24")):
+                              ("所以这两个箱子有24个苹果。", "24")):
         assert extract_final_answer(described) == stated, described  # words that describe
-    assert extract_final_answer("<answer>\u7b2c\u4e09</answer>") is None  # an ordinal
+    assert extract_final_answer("<answer>第三</answer>") is None  # an ordinal
 
 
 def test_rule_negatives():
     for completion in ("<answer>-5</answer>", "<answer>negative 5</answer>",
                        "It was minus five degrees at night.", "<answer>5 below zero</answer>",
                        "<answer>menos cinco</answer>", "Hac\u00eda cinco grados bajo cero.",
-                       "<answer>\u8d1f\u4e94</answer>",
-                       "\u6240\u4ee5\u665a\u4e0a\u7684\u6e29\u5ea6\u662f\u96f6\u4e0b\u4e94\u5ea6\u3002"):
+                       "<answer>负五</answer>",
+                       "所以晚上的温度是零下五度。"):
         assert is_correct(completion, "-5", FREEZE), completion
     assert not is_correct("So 10 minus 5 is 5.", "-5")
-    assert parse_number("negative 5") == parse_number("menos cinco") == parse_number("moins 5") == -5
+    assert parse_number("negative 5") == parse_number("menos cinco") == -5
+    assert parse_number("moins 5") == -5
 
 
 def test_rule_digit_grouping():

@@ -1,4 +1,4 @@
-"""The graders ours is compared with, in one place. They are here to be beaten, not used for training.
+"""The graders ours is compared with, in one place: here to be beaten, not used for training.
 
 - :func:`naive_accuracy_reward` and :func:`naive_format_reward`: a naive grader the course composes
   from two shortcuts of quick GRPO scripts (notebook 03's "reward hacking" section).

@@ -2,8 +2,8 @@
 
 Step 1 of ``POLICY.md`` (its rules ``answer-sources`` to ``to-the-grader``): answer slots outside
 the reasoning, then answer phrases, then the last statement, then slots inside the reasoning;
-revisions, candidates, working and restatements. Numbers themselves are read by :mod:`utils.grader.numerals`; whether the answer
-is the gold is :mod:`utils.grader.compare`'s job.
+revisions, candidates, working and restatements. Numbers themselves are read by
+:mod:`utils.grader.numerals`; whether the answer is the gold is :mod:`utils.grader.compare`'s job.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ _ANSWER_PHRASE_RE = re.compile(r"nswer\s*\**\s*(?:is\b\s*:?|:|=)\s*\**")
 _FOREIGN_PHRASE_RE = re.compile(
     r"\b(?:respuesta|r[e\u00e9]ponse|antwort|risposta|resposta)(?:\s+(?:final(?:e|mente)?|correcta"
     r"|correcte|corretta|correta))?\s*\**\s*(?:es|est|ist|lautet|\u00e8|\u00e9|e|:|=)\s*:?\s*\**"
-    r"|(?:\u6700\u7ec8|\u6700\u540e\u7684?)?\u7b54\u6848\s*(?:\u662f|\u4e3a|\u70ba|:|\uff1a)\s*:?\s*"
+    r"|(?:\u6700\u7ec8|\u6700\u540e\u7684?)?\u7b54\u6848\s*"
+    r"(?:\u662f|\u4e3a|\u70ba|:|\uff1a)\s*:?\s*"
     r"|\u7b54\s*[:\uff1a]\s*",
     re.IGNORECASE,
 )
@@ -367,7 +368,8 @@ def _one_answer_between(gap: str) -> bool:
 def _last_statement_group(text: str, spans: list[tuple[int, int, str]],
                           read: Callable[[str], _Reading | str],
                           anchors: set[int] | None = None) -> _Reading | str:
-    """The reading of the final answer among ``spans``: the last group of statements (``last-answer-wins``, ``stated-together-agree``).
+    """The reading of the final answer among ``spans``: the last group of statements
+    (``last-answer-wins``, ``stated-together-agree``).
 
     Statements with only connectors between them (or a short "or"/"maybe" gap) form one group and
     must agree; a later group after real text revises the earlier ones. With ``anchors`` (the
@@ -531,7 +533,8 @@ def _content_words(text: str) -> set[str]:
 
 def _restates_question(reading: _Reading, question: str) -> bool:
     """Whether the answer's sentence repeats a sentence of the question that gives the same
-    number (``restatement``): two or more content words, at least two thirds of them in that sentence."""
+    number (``restatement``): two or more content words, at least two thirds of them in that
+    sentence."""
     words = _content_words(_NUMBER_RE.sub(" ", reading.source))
     if len(words) < 2:
         return False

@@ -77,8 +77,8 @@ _DOLLARS_CENTS_RE = re.compile(
     r"(?:and\s+|,\s*)?(?P<cents>\d{1,2})\s*cents?\b[\s.]*",
     re.IGNORECASE,
 )
-_SIGN_WORD_RE = re.compile(r"(?:negative|minus|menos|moins|meno|negativo)\s+(?=[$\u00a3\u20ac\d.\\])",
-                           re.IGNORECASE)
+_SIGN_WORD_RE = re.compile(
+    r"(?:negative|minus|menos|moins|meno|negativo)\s+(?=[$\u00a3\u20ac\d.\\])", re.IGNORECASE)
 _BELOW_ZERO_RE = re.compile(r"\bbelow (?:zero|0)\b", re.IGNORECASE)
 _INLINE_MATHS_RE = re.compile(r"(?<!\\)\$([^$\n]*\\[^$\n]*?)(?<!\\)\$")
 _LATEX_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|textit)\{([^{}]*)\}")
