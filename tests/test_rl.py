@@ -121,13 +121,15 @@ def test_kl_penalized_rewards_put_the_score_on_the_last_real_token():
 def test_kl_estimators_bias_and_sign():
     q = torch.distributions.Normal(0.0, 1.0)
     p = torch.distributions.Normal(0.3, 1.0)
+    torch.manual_seed(0)
     x = q.sample(torch.Size([400_000]))
     logq, logp = q.log_prob(x), p.log_prob(x)
     true_kl = torch.distributions.kl_divergence(q, p).item()  # 0.045
     k1, k2, k3 = (rl.kl_estimate(logq, logp, k) for k in rl.KL_ESTIMATORS)
     assert abs(k1.mean().item() - true_kl) < 3e-3            # unbiased
     assert abs(k3.mean().item() - true_kl) < 1e-3            # unbiased
-    assert (k2 >= 0).all() and (k3 >= 0).all() and (k1 < 0).any()
+    # k3 = r - 1 - log r >= 0 exactly; in float32 it can round to a hair below 0
+    assert (k2 >= 0).all() and (k3 >= -1e-6).all() and (k1 < 0).any()
     assert k3.std() < k1.std()                                # lower variance
     with pytest.raises(ValueError):
         rl.kl_estimate(logq, logp, "k4")
