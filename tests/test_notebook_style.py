@@ -21,9 +21,11 @@ CHECKED_NOTEBOOKS = [
     "01_rl_foundations.ipynb",
     "02_ppo_vs_grpo.ipynb",
     "05_gsm8k_evaluation.ipynb",
+    "06_r1_and_beyond.ipynb",
     "solutions/01_rl_foundations_solutions.ipynb",
     "solutions/02_ppo_vs_grpo_solutions.ipynb",
     "solutions/05_gsm8k_evaluation_solutions.ipynb",
+    "solutions/06_r1_and_beyond_solutions.ipynb",
 ]
 MAX_CODE_LINE = 88
 MAX_MEDIAN_MARKDOWN_LINES = 6
