@@ -20,10 +20,12 @@ import sync_links  # a script, not part of the package
 CHECKED_NOTEBOOKS = [
     "01_rl_foundations.ipynb",
     "02_ppo_vs_grpo.ipynb",
+    "03_reward_functions.ipynb",
     "05_gsm8k_evaluation.ipynb",
     "06_r1_and_beyond.ipynb",
     "solutions/01_rl_foundations_solutions.ipynb",
     "solutions/02_ppo_vs_grpo_solutions.ipynb",
+    "solutions/03_reward_functions_solutions.ipynb",
     "solutions/05_gsm8k_evaluation_solutions.ipynb",
     "solutions/06_r1_and_beyond_solutions.ipynb",
 ]
