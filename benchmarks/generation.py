@@ -59,10 +59,10 @@ def plain_sample_tokens(model, tokenizer, prompts, group_size: int, max_new_toke
     """Completion tokens (up to end-of-sequence) of plain ``model.generate`` sampling."""
     import torch
 
-    from utils.generation import _eos_ids, render_prompt
+    from utils.generation import eos_ids, render_prompt
 
     tokenizer.padding_side = "left"
-    eos_ids = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     batch = tokenizer([render_prompt(tokenizer, p) for p in prompts], return_tensors="pt",
                       padding=True, add_special_tokens=False)
     torch.manual_seed(0)
@@ -70,10 +70,10 @@ def plain_sample_tokens(model, tokenizer, prompts, group_size: int, max_new_toke
         output = model.generate(**batch, do_sample=True, num_return_sequences=group_size,
                                 top_k=0, top_p=1.0, temperature=temperature,
                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                eos_token_id=eos_ids)
+                                eos_token_id=eos)
     count = 0
     for row in output[:, batch["input_ids"].shape[1]:].tolist():
-        stop = next((i for i, token in enumerate(row) if token in eos_ids), None)
+        stop = next((i for i, token in enumerate(row) if token in eos), None)
         count += len(row) if stop is None else stop + 1
     return count
 
@@ -94,7 +94,7 @@ def main() -> None:
 
     from utils import grpo_scratch
     from utils.cpu_demo import RECIPES, machine
-    from utils.generation import _eos_ids, decode, plain_generate_tokens, render_prompt
+    from utils.generation import decode, eos_ids, plain_generate_tokens, render_prompt
     from utils.models import load_for_inference
     from utils.prompts import build_messages
     from utils.sampling import LeanSampler, native_bf16
@@ -109,19 +109,19 @@ def main() -> None:
     if not args.skip_greedy:
         prompts = [build_messages(row["question"])
                    for row in load_task(args.rung, "test", n=16, seed=0)]
-        eos_ids = _eos_ids(model, tokenizer)
+        eos = eos_ids(model, tokenizer)
         ids = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
                for p in prompts]
         plain_generate_tokens(model, tokenizer, prompts[:2], 4)  # warm-up both paths
-        decode(model, ids[:2], 4, eos_ids)
+        decode(model, ids[:2], 4, eos)
         start = time.perf_counter()
         reference = plain_generate_tokens(model, tokenizer, prompts, 128)
         plain_s = time.perf_counter() - start
         start = time.perf_counter()
-        ours = decode(model, ids, 128, eos_ids)
+        ours = decode(model, ids, 128, eos)
         ours_s = time.perf_counter() - start
         start = time.perf_counter()
-        lean, _ = LeanSampler(model, torch.float32).sample(ids, 1, 128, eos_ids, temperature=0.0)
+        lean, _ = LeanSampler(model, torch.float32).sample(ids, 1, 128, eos, temperature=0.0)
         lean_s = time.perf_counter() - start
         tokens = sum(len(row) for row in reference)
         print("greedy fp32, batch 16, 128 new tokens:")

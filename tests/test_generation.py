@@ -5,8 +5,8 @@ import pytest
 from utils.generation import (
     _accepted,
     _draft,
-    _eos_ids,
     decode,
+    eos_ids,
     generate,
     plain_generate_tokens,
     render_prompt,
@@ -30,18 +30,18 @@ def test_greedy_tokens_equal_model_generate(smoke):
     prompts = [build_messages(q) for q in QUESTIONS]
     ids = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
            for p in prompts]
-    ours = decode(model, ids, 24, _eos_ids(model, tokenizer))
+    ours = decode(model, ids, 24, eos_ids(model, tokenizer))
     assert ours == plain_generate_tokens(model, tokenizer, prompts, 24)
     # also without a shared prefix (plain strings) and one row alone
     texts = ["hello there", "a b c d e f"]
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     expected = plain_generate_tokens(model, tokenizer, texts, 12)
-    assert decode(model, ids, 12, _eos_ids(model, tokenizer)) == expected
+    assert decode(model, ids, 12, eos_ids(model, tokenizer)) == expected
 
 
 def test_rows_stop_at_end_of_sequence(smoke):
     model, tokenizer = smoke
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     ids = [tokenizer("hello there", add_special_tokens=False)["input_ids"]] * 2
     first = decode(model, ids, 8, eos)[0]
     # declare the last generated token end-of-sequence: rows stop where it first appears
@@ -95,7 +95,7 @@ def test_speculative_steps_keep_the_greedy_tokens(smoke):
     and still exactly model.generate's greedy tokens."""
     model, tokenizer = smoke
     prompts = ["one two three one two three one two three one two", "a b a b a b a b"]
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     for prompt in prompts:
         ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"]]
         calls = []

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from utils import grpo_scratch, sampling
-from utils.generation import _eos_ids, render_prompt
+from utils.generation import eos_ids, render_prompt
 from utils.models import load_for_inference
 from utils.prompts import build_messages
 from utils.sampling import LeanSampler
@@ -38,7 +38,7 @@ def test_fp32_sampler_logps_are_the_models(smoke, temperature):
     model, tokenizer = smoke
     prompts = _prompts(tokenizer)  # three lengths: left padding is exercised
     tokens, logps = LeanSampler(model, torch.float32).sample(
-        prompts, 3, 16, _eos_ids(model, tokenizer), temperature,
+        prompts, 3, 16, eos_ids(model, tokenizer), temperature,
         generator=torch.Generator().manual_seed(1))
     assert len(tokens) == 9
     for i, (row, row_logp) in enumerate(zip(tokens, logps)):
@@ -58,7 +58,7 @@ def test_sampler_follows_the_lora(smoke):
                 param.normal_(0, 0.5)
     prompts = _prompts(tokenizer)[:2]
     tokens, logps = LeanSampler(model, torch.float32).sample(
-        prompts, 2, 10, _eos_ids(model, tokenizer), 1.0, generator=torch.Generator().manual_seed(0))
+        prompts, 2, 10, eos_ids(model, tokenizer), 1.0, generator=torch.Generator().manual_seed(0))
     base = model.get_base_model()
     for i, (row, row_logp) in enumerate(zip(tokens, logps)):
         torch.testing.assert_close(torch.tensor(row_logp), _model_logps(model, prompts[i // 2], row),
@@ -151,7 +151,7 @@ def test_greedy_gives_model_generates_tokens(smoke):
     model, tokenizer = smoke
     prompts = [build_messages(q) for q in QUESTIONS]
     tokens, _ = LeanSampler(model, torch.float32).sample(
-        _prompts(tokenizer), 1, 20, _eos_ids(model, tokenizer), temperature=0.0)
+        _prompts(tokenizer), 1, 20, eos_ids(model, tokenizer), temperature=0.0)
     assert tokens == plain_generate_tokens(model, tokenizer, prompts, 20)
 
 

@@ -134,10 +134,10 @@ def cold_start(model, tokenizer, rows: list[dict], recipe: Recipe) -> list[float
         rng.shuffle(examples)
         for start in range(0, len(examples), recipe.sft_batch):
             chunk = examples[start:start + recipe.sft_batch]
-            prompt_ids, prompt_mask = grpo_scratch._pad([p for p, _ in chunk], tokenizer.pad_token_id,
-                                                        left=True)
-            answer_ids, answer_mask = grpo_scratch._pad([a for _, a in chunk],
-                                                        tokenizer.pad_token_id, left=False)
+            prompt_ids, prompt_mask = grpo_scratch.pad_rows([p for p, _ in chunk],
+                                                            tokenizer.pad_token_id, left=True)
+            answer_ids, answer_mask = grpo_scratch.pad_rows([a for _, a in chunk],
+                                                            tokenizer.pad_token_id, left=False)
             logp = grpo_scratch.token_logprobs(model, prompt_ids, prompt_mask, answer_ids,
                                                answer_mask, share_prefix=True)
             answer_mask = answer_mask.float()

@@ -68,7 +68,7 @@ def generate(
     if temperature == 0 and n > 1:
         raise ValueError("greedy decoding (temperature=0) gives n identical samples; use n=1")
     texts = [render_prompt(tokenizer, p) for p in prompts]
-    eos_ids = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     sampler = (LeanSampler(model, sampling_dtype(precision))
                if temperature > 0 and LeanSampler.supports(model) else None)
     results: list[list[Completion]] = []
@@ -78,18 +78,18 @@ def generate(
                        for text in texts[start:start + batch_size]]
         generator = torch.Generator().manual_seed(seed + index)
         if sampler is not None:
-            new_tokens, _ = sampler.sample(prompts_ids, n, max_new_tokens, eos_ids, temperature,
+            new_tokens, _ = sampler.sample(prompts_ids, n, max_new_tokens, eos, temperature,
                                            top_p, generator)
         else:
             rows = [ids for ids in prompts_ids for _ in range(n)]
-            new_tokens = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p,
+            new_tokens = decode(model, rows, max_new_tokens, eos, temperature, top_p,
                                 generator)
-        completions = [_to_completion(tokenizer, row, eos_ids) for row in new_tokens]
+        completions = [_to_completion(tokenizer, row, eos) for row in new_tokens]
         results.extend(completions[i:i + n] for i in range(0, len(completions), n))
     return results
 
 
-def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
     """Length of the token prefix every row shares (the system prompt and chat header)."""
     shortest = min(len(row) for row in rows)
     for position in range(shortest):
@@ -213,7 +213,7 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
     pad = next(iter(eos_ids))
     batch = len(rows)
     distinct = list(dict.fromkeys(map(tuple, rows)))  # n samples of a prompt: one prompt pass
-    shared = _common_prefix(distinct)
+    shared = common_prefix(distinct)
     cache = DynamicCache(config=getattr(model, "config", None))
     if shared > 0:
         prefix = torch.tensor([distinct[0][:shared]], device=device)
@@ -275,7 +275,9 @@ def _decode(model, rows: list[list[int]], max_new_tokens: int, eos_ids: Sequence
         mask = torch.cat([mask, (step[None, :] <= kept[:, None]).long()], 1)
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
+def eos_ids(model, tokenizer) -> list[int]:
+    """The token ids that end a completion: the model's generation config's, plus the
+    tokenizer's end-of-sequence token when the config leaves it out."""
     ids = model.generation_config.eos_token_id
     ids = list(ids) if isinstance(ids, (list, tuple)) else [ids] if ids is not None else []
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
@@ -297,13 +299,13 @@ def plain_generate_tokens(model, tokenizer, prompts: Sequence[Prompt],
     its first end-of-sequence: the reference that :func:`generate` must reproduce exactly
     (tests) and beat on speed (``benchmarks/generation.py``)."""
     tokenizer.padding_side = "left"
-    eos_ids = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     batch = tokenizer([render_prompt(tokenizer, p) for p in prompts], return_tensors="pt",
                       padding=True, add_special_tokens=False)
     output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids)
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
     rows = []
     for row in output[:, batch["input_ids"].shape[1]:].tolist():
-        stop = next((i for i, token in enumerate(row) if token in eos_ids), None)
+        stop = next((i for i, token in enumerate(row) if token in eos), None)
         rows.append(row if stop is None else row[:stop + 1])
     return rows

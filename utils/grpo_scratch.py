@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from utils import rl
-from utils.generation import _common_prefix, _eos_ids, decode, render_prompt
+from utils.generation import common_prefix, decode, eos_ids, render_prompt
 from utils.rewards import score_completions
 from utils.sampling import LeanSampler, sampling_dtype
 
@@ -46,7 +46,10 @@ class Rollout:
     metrics: dict[str, float] = field(default_factory=dict)  # filled by grpo_loss
 
 
-def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: Sequence[Sequence[int]], value: int,
+             left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ids as one ``(B, width)`` tensor padded with ``value`` (on the left for prompts,
+    on the right for completions, as TRL lays them out), and its 0/1 mask."""
     width = max(len(row) for row in rows)
     ids = [[value] * (width - len(r)) + list(r) if left else list(r) + [value] * (width - len(r))
            for r in rows]
@@ -70,25 +73,25 @@ def rollout(model, tokenizer, prompts: Sequence, answers: Sequence[str], group_s
     ``prefill`` is text added after the chat template (e.g. ``"<think>\\n"``); the rewards see it
     in front of the completion, as :func:`utils.training.with_prefix` does for TRL.
     """
-    eos_ids = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     dtype = sampling_dtype(precision)
     prompt_rows = [tokenizer(render_prompt(tokenizer, p) + prefill,
                              add_special_tokens=False)["input_ids"] for p in prompts]
     rows = [row for row in prompt_rows for _ in range(group_size)]
     generator = torch.Generator().manual_seed(seed)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     sampler_logp, used = None, "fp32"
     if LeanSampler.supports(model) and temperature > 0:
         sampler = LeanSampler(model, dtype)  # the copy follows the policy: taken every rollout
-        completions, logps = sampler.sample(prompt_rows, group_size, max_new_tokens, eos_ids,
+        completions, logps = sampler.sample(prompt_rows, group_size, max_new_tokens, eos,
                                             temperature, top_p, generator)
-        sampler_logp = _pad(logps, 0.0, left=False)[0].float()
+        sampler_logp = pad_rows(logps, 0.0, left=False)[0].float()
         used = "bf16" if dtype == torch.bfloat16 else "fp32"
     else:
-        completions = decode(model, rows, max_new_tokens, eos_ids, temperature, top_p, generator)
-    prompt_ids, prompt_mask = _pad(rows, pad, left=True)
-    completion_ids, completion_mask = _pad(completions, pad, left=False)
-    texts = [prefill + tokenizer.decode([t for t in c if t not in eos_ids], skip_special_tokens=True)
+        completions = decode(model, rows, max_new_tokens, eos, temperature, top_p, generator)
+    prompt_ids, prompt_mask = pad_rows(rows, pad, left=True)
+    completion_ids, completion_mask = pad_rows(completions, pad, left=False)
+    texts = [prefill + tokenizer.decode([t for t in c if t not in eos], skip_special_tokens=True)
              for c in completions]
     golds = [a for a in answers for _ in range(group_size)]
     scores = score_completions(texts, golds, weights)
@@ -137,12 +140,12 @@ def _shared_prefix_logits(model, prompt_ids, prompt_mask, completion_ids, comple
     questions = rows[::group_size]
     if any(rows[i] != questions[i // group_size] for i in range(len(rows))):
         raise ValueError("share_prefix: rows of a group must have the same prompt")
-    shared = _common_prefix(questions)
+    shared = common_prefix(questions)
     cache = DynamicCache(config=model.config)
     model(input_ids=torch.tensor([questions[0][:shared]]), past_key_values=cache, use_cache=True,
           logits_to_keep=1)
     cache.batch_repeat_interleave(len(questions))
-    suffix_ids, suffix_mask = _pad([q[shared:] for q in questions], 0, left=True)
+    suffix_ids, suffix_mask = pad_rows([q[shared:] for q in questions], 0, left=True)
     mask = torch.cat([torch.ones(len(questions), shared, dtype=torch.long), suffix_mask], dim=1)
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     last = model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions[:, shared:],
