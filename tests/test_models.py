@@ -76,6 +76,34 @@ def test_adapter_is_merged_for_inference(tmp_path):
 def test_missing_adapter_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         models.load_for_inference("smoke", adapter=tmp_path)
+    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+        models.load_policy("smoke", adapter=tmp_path)
+
+
+def test_policy_can_start_from_a_saved_adapter_trainable(tmp_path):
+    """Notebook 04 trains with TRL from the cold start of utils.cpu_demo: the saved LoRA, with
+    its own rank, its weights as saved, and trainable (PEFT loads adapters frozen by default)."""
+    saved, _ = models.load_policy("smoke", lora=models.LoraSettings(rank=2, alpha=4))
+    for name, param in saved.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    saved.save_pretrained(tmp_path / "cold_start")
+    policy, tokenizer = models.load_policy("smoke", adapter=tmp_path / "cold_start")
+    assert policy.peft_config["default"].r == 2  # the adapter's rank, not the default 16
+    loaded = dict(policy.named_parameters())
+    for name, param in saved.named_parameters():
+        if "lora_" in name:
+            assert torch.equal(loaded[name], param)
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert trainable == {n for n in loaded if "lora_" in n}
+    assert tokenizer.padding_side == "left"
+
+
+def test_gpu_policy_refuses_a_saved_adapter(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "get_mode", lambda mode=None: "gpu")  # no GPU needed to refuse
+    with pytest.raises(ValueError, match="cpu and smoke"):
+        models.load_policy("gpu", adapter=tmp_path)
 
 
 def test_missing_smollm2_package_says_how_to_install(monkeypatch):

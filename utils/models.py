@@ -192,10 +192,13 @@ def load_policy(
     gpu_memory_utilization: float = 0.6,
     seed: int = 3407,
     backend: str | None = None,
+    adapter: str | os.PathLike | None = None,
 ):
     """Model and tokenizer ready for GRPO training: base weights frozen, a LoRA on top.
 
     ``model_name`` replaces the mode's default model (a Hub id or a local directory).
+    ``adapter`` (cpu and smoke) starts from a saved LoRA instead of a fresh one, trainable, e.g.
+    the cold start of ``utils.cpu_demo``; its own config then sets the rank, not ``lora``.
     In gpu mode ``backend`` picks the stack (see :func:`gpu_backend`): with Unsloth, ``use_vllm``
     asks for its vLLM fast generation; where the GPU or vLLM cannot do it (:func:`vllm_status`)
     the fallback to HF generate is a printed WARNING, never silent; with ``"peft"`` the same
@@ -204,6 +207,9 @@ def load_policy(
     mode = get_mode(mode)
     lora = lora or LoraSettings()
     if mode == "gpu":
+        if adapter is not None:
+            raise ValueError("load_policy(adapter=...) is for cpu and smoke mode; on a GPU "
+                             "train a fresh LoRA")
         name = model_name or DEFAULT_MODELS["gpu"]
         if gpu_backend(backend) == "unsloth":
             return _load_policy_unsloth(name, lora, max_seq_length, use_vllm,
@@ -215,9 +221,28 @@ def load_policy(
     path = resolve_model(mode, model_name)
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path), "left")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype("cpu"))
+    if adapter is not None:
+        return _trainable_adapter(model, adapter), tokenizer
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=lora.targets, task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer
+
+
+def _adapter_dir(adapter: str | os.PathLike) -> Path:
+    """The adapter directory, or an error that names the missing file."""
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"no LoRA adapter in {adapter} (adapter_config.json missing); "
+                                "train one with `python -m utils.train` or `make cpu-demo` first")
+    return adapter
+
+
+def _trainable_adapter(model, adapter: str | os.PathLike):
+    """``model`` with the saved LoRA loaded on top, its weights trainable (PEFT loads an
+    adapter frozen, for inference, unless told otherwise)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(_adapter_dir(adapter)), is_trainable=True)
 
 
 GPU_BACKENDS = ("unsloth", "peft")
@@ -364,10 +389,6 @@ def load_for_inference(
     if adapter is not None:
         from peft import PeftModel
 
-        adapter = Path(adapter)
-        if not (adapter / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"no LoRA adapter in {adapter} (adapter_config.json missing); "
-                                    "train one with `python -m utils.train` first")
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(_adapter_dir(adapter))).merge_and_unload()
     model.eval()
     return model, tokenizer
