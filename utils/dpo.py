@@ -1,23 +1,9 @@
 """DPO from scratch, preference pairs from verifiable rewards, and DPO training with TRL.
 
-Direct Preference Optimization (Rafailov et al., 2023) trains on *pairs*: for one prompt, a chosen
-completion y_w and a rejected one y_l. Its loss needs four numbers per pair, the summed log-prob
-of each completion under the policy and under a frozen reference model:
-
-    loss = -log sigmoid( beta * [ (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)) ] )
-
-- :func:`sequence_logps` computes the summed log-probs in plain PyTorch;
-  :func:`dpo_loss` is the formula above. ``tests/test_dpo.py`` checks both against TRL's
-  ``DPOTrainer`` on the same batch (loss and gradients to 1e-6).
-- :func:`preference_pairs` builds pairs from *verifiable* rewards: for a prompt with at least one
-  correct and one incorrect sampled completion, chosen = a correct one, rejected = an incorrect
-  one. No human labels and no learned reward model: the verifier is the labeller.
-- :func:`train_dpo` runs TRL's ``DPOTrainer`` on such pairs with the course's LoRA policy
-  (the reference is the LoRA-free base, so no second model is loaded).
-
-DPO is *offline*: the pairs are sampled once, before training, and never refreshed. GRPO is
-*online*: every step samples new completions from the current policy. Notebook 06 measures what
-that difference costs.
+Direct Preference Optimization (Rafailov et al., 2023) on pairs (chosen y_w, rejected y_l):
+``-log sigmoid(beta [(log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))])``, checked
+against TRL's ``DPOTrainer`` in ``tests/test_dpo.py``. The verifier labels the pairs (a correct
+and a wrong sample of one prompt). DPO is *offline* (pairs sampled once), GRPO *online*.
 """
 
 from __future__ import annotations
@@ -36,9 +22,8 @@ def sequence_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    completion_mask: torch.Tensor) -> torch.Tensor:
     """Summed log-probability of each row's completion tokens under ``model``: shape ``(batch,)``.
 
-    ``completion_mask`` is 1 on completion tokens and 0 on prompt and padding (TRL's
-    ``DataCollatorForPreference`` layout, right-padded). The logit at position t predicts the
-    token at t + 1, hence the shift by one.
+    ``completion_mask`` is 1 on completion tokens (TRL's ``DataCollatorForPreference`` layout);
+    the logit at position t predicts token t + 1, hence the shift by one.
     """
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
     logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
@@ -64,11 +49,8 @@ class DPOLoss:
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
              ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, beta: float = 0.1) -> DPOLoss:
-    """The DPO (sigmoid) loss from summed sequence log-probs, averaged over pairs.
-
-    At the start of training the policy equals the reference, every log-ratio is 0 and the loss is
-    ``log 2`` (0.693) whatever the data: a quick sanity check.
-    """
+    """The DPO (sigmoid) loss from summed sequence log-probs, averaged over pairs; ``log 2``
+    while the policy is the reference, whatever the data. Taught in 02 §6 and 06 §6."""
     if beta <= 0:
         raise ValueError(f"beta must be positive; got {beta}")
     chosen_logratios = policy_chosen - ref_chosen
@@ -82,8 +64,8 @@ def dpo_loss_on_batch(model, ref_model, batch: Mapping[str, torch.Tensor],
                       beta: float = 0.1) -> DPOLoss:
     """:func:`dpo_loss` on a TRL preference batch (rows ``[chosen..., rejected...]``).
 
-    ``ref_model`` may be a context-manager factory instead of a model: ``model.disable_adapter``
-    makes a PEFT model its own reference (adapters off = the base model).
+    ``ref_model`` may be a context-manager factory: ``model.disable_adapter`` makes a PEFT model
+    its own reference. Taught in 06 §6.
     """
     args = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
     policy_chosen, policy_rejected = sequence_logps(model, *args).chunk(2)
@@ -103,11 +85,9 @@ def preference_pairs(groups: Sequence[Mapping[str, Any]], max_pairs_per_prompt: 
     """DPO pairs from verified samples: a correct completion (chosen) against an incorrect one
     (rejected) of the same prompt.
 
-    ``groups`` holds one mapping per prompt with ``prompt`` (text), ``completions`` (texts) and
-    ``correct`` (booleans, from :func:`utils.rewards.is_correct`). Prompts whose samples are all
-    right or all wrong give no pair (the same prompts give GRPO zero advantage). Duplicate texts
-    are dropped first; pairs are drawn without reuse, at most ``max_pairs_per_prompt`` per
-    prompt, reproducibly through ``seed``.
+    ``groups``: one mapping per prompt with ``prompt``, ``completions`` and ``correct`` (booleans).
+    All-right or all-wrong prompts give no pair (and GRPO zero advantage). Distinct texts, drawn
+    without reuse, at most ``max_pairs_per_prompt`` per prompt, seeded. Taught in 06 §6.
     """
     if max_pairs_per_prompt < 1:
         raise ValueError(f"max_pairs_per_prompt must be at least 1; got {max_pairs_per_prompt}")
@@ -128,10 +108,9 @@ def preference_pairs(groups: Sequence[Mapping[str, Any]], max_pairs_per_prompt: 
 
 def is_full_pairing(group: Mapping[str, Any], pairs: Sequence[Sequence[str]]) -> bool:
     """Whether ``pairs`` (``(chosen, rejected)`` texts) is a full pairing of one verified group:
-    every chosen text correct, every rejected one wrong, no text used twice on a side, and as
-    many pairs as the shorter of the two lists of distinct texts allows. What
-    :func:`preference_pairs` gives with no cap, whatever its shuffle; notebook 06's exercise
-    checks a learner's pairing with it."""
+    chosen texts correct, rejected ones wrong, none used twice on a side, and as many pairs as the
+    fewer distinct texts allow (what :func:`preference_pairs` gives uncapped); notebook 06's
+    exercise checks a learner's pairing with it."""
     flags = list(zip(group["completions"], group["correct"]))
     good = {text for text, ok in flags if ok}
     bad = {text for text, ok in flags if not ok}
@@ -146,8 +125,7 @@ def is_full_pairing(group: Mapping[str, Any], pairs: Sequence[Sequence[str]]) ->
 def dpo_config(output_dir: str | os.PathLike, beta: float = 0.1, learning_rate: float = 5e-5,
                epochs: float = 1.0, batch_size: int = 4, max_length: int | None = 512,
                use_cpu: bool = True, seed: int = 42, **overrides: Any):
-    """TRL ``DPOConfig`` for the course: sigmoid loss, no logging service, no checkpoints
-    (a DPO run on the pairs of notebook 06 takes a minute or two on a CPU)."""
+    """TRL ``DPOConfig`` for the course: sigmoid loss, no logging service, no checkpoints."""
     from trl import DPOConfig
 
     settings: dict[str, Any] = {
@@ -165,10 +143,8 @@ def dpo_config(output_dir: str | os.PathLike, beta: float = 0.1, learning_rate: 
 def train_dpo(model, tokenizer, pairs: Sequence[Mapping[str, str]],
               output_dir: str | os.PathLike, **config: Any):
     """Train ``model`` (a PEFT LoRA policy) with TRL's ``DPOTrainer`` on ``pairs``; returns the
-    trainer (its ``state.log_history`` holds loss, margins and reward accuracy per step).
-
-    The reference is the policy's own starting point (TRL keeps a frozen copy of the adapter),
-    so no second model is loaded. ``config`` goes to :func:`dpo_config`.
+    trainer (``state.log_history``: loss, margins, reward accuracy). The reference is the policy's
+    starting point, so no second model is loaded; ``config`` goes to :func:`dpo_config`.
     """
     from datasets import Dataset
     from trl import DPOTrainer

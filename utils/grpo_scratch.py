@@ -72,6 +72,7 @@ def rollout(model, tokenizer, prompts: Sequence, answers: Sequence[str], group_s
     Models the lean sampler does not know fall back to :func:`utils.generation.decode` in fp32.
     ``prefill`` is text added after the chat template (e.g. ``"<think>\\n"``); the rewards see it
     in front of the completion, as :func:`utils.training.with_prefix` does for TRL.
+    Taught in 04 §6b.
     """
     eos = eos_ids(model, tokenizer)
     dtype = sampling_dtype(precision)
@@ -104,15 +105,15 @@ def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                    completion_ids: torch.Tensor, completion_mask: torch.Tensor,
                    temperature: float = 1.0, share_prefix: bool = False,
                    group_size: int = 1) -> torch.Tensor:
-    """``(B, T)`` log-probability of each completion token under the model (with gradients).
+    """``(B, T)`` log-probs of each completion token under a Hugging Face model, with gradients
+    (the toy policy's are :func:`utils.toy_tasks.token_logprobs`). Taught in 04 §6b.
 
     The logits at position ``t`` predict token ``t + 1``, so the completion's tokens are read from
     the positions just before them; logits are divided by the sampling temperature, as TRL does.
 
-    ``share_prefix=True`` computes the same numbers and gradients (the tests check) with far
-    fewer prompt tokens through the model, which is what a CPU needs: the prefix every row shares
-    (the system prompt) runs once, each question runs once for its group of ``group_size``
-    consecutive rows, and their keys and values are copied to the rows that need them.
+    ``share_prefix=True`` gives the same numbers and gradients with fewer prompt tokens through
+    the model: the prefix all rows share runs once, each question once for its group of
+    ``group_size`` consecutive rows, and their keys and values are copied to the rows.
     """
     width = completion_ids.shape[1]
     if not share_prefix:
@@ -165,12 +166,13 @@ def grpo_loss(model, batch: Rollout, group_size: int, temperature: float = 1.0,
               max_completion_length: int | None = None,
               share_prefix: bool = False, correction: str | None = "sequence_mask",
               correction_cap: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss of one on-policy GRPO step (``beta = 0``: no reference model) and the advantages.
+    """One on-policy GRPO step's loss and advantages: runs the model on a :class:`Rollout`
+    (``beta = 0``, no reference model); the formula on tensors is :func:`utils.rl.grpo_loss`.
 
     Where the rollout recorded the sampler's log-probs, the policy term is reweighted by
     ``pi_trainer / pi_sampler`` (:func:`utils.rl.rollout_is_weights`, mode ``correction``, TRL's
     default ``"sequence_mask"`` with cap 3; None turns it off), and the mismatch figures go to
-    ``batch.metrics`` under TRL's names.
+    ``batch.metrics`` under TRL's names. Taught in 04 §6b.
     """
     advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
     logp = token_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
@@ -205,9 +207,9 @@ def grpo_backward(model, batch: Rollout, group_size: int, rows_per_pass: int = 1
                   correction: str | None = "sequence_mask",
                   correction_cap: float = 3.0) -> float:
     """:func:`grpo_loss` and its backward pass over whole groups of about ``rows_per_pass`` rows
-    at a time: the same gradients as one pass over the batch (the tests check), with a fraction of
-    the activation memory (a 64-row batch needed ~9 GB in one pass). Returns the loss; the
-    mismatch figures go to ``batch.metrics``, averaged over the passes by their token counts."""
+    at a time: the gradients of one pass over the batch with a fraction of its activation memory.
+    Returns the loss; the mismatch figures go to ``batch.metrics``, averaged over the passes by
+    their token counts. What ``make cpu-demo`` (04 §6c) runs as its GRPO step."""
     advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
     step = max(group_size, rows_per_pass // group_size * group_size)
     rows_total, tokens_total = len(batch.rewards), batch.completion_mask.sum().clamp(min=1)

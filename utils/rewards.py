@@ -1,20 +1,15 @@
 """The reward functions GRPO trains with (notebook 03): accuracy and three format rewards.
 
-- :func:`accuracy_reward` pays 1.0 when the completion's final answer is the gold quantity. What
-  "the final answer" is, and when it is the gold, is the grading policy, written for a human
-  grader in ``utils/grader/POLICY.md`` (:data:`POLICY_PATH`) and coded in :mod:`utils.grader`;
-  its entry points (:func:`is_correct`, :func:`extract_final_answer`, :func:`parse_number`) are
-  re-exported here.
+- :func:`accuracy_reward` pays 1.0 when the final answer is the gold quantity, by the grading
+  policy of ``utils/grader/POLICY.md``, coded in :mod:`utils.grader` (its entry points are
+  re-exported here).
 - :func:`strict_format_reward`, :func:`soft_format_reward` and :func:`tag_count_reward` pay for the
   ``<think>``/``<answer>`` layout of :data:`utils.prompts.SYSTEM_PROMPT`.
-- :data:`DEFAULT_WEIGHTS` and :func:`reward_funcs_and_weights` give ``GRPOTrainer`` its rewards;
-  :func:`score_completions` shows every part and the weighted total.
+- :func:`reward_funcs_and_weights` and :func:`score_completions` combine them by weight.
 
-Reward functions follow TRL's contract ``f(completions, **kwargs) -> list[float]``: TRL 1.15 calls
-``f(prompts=..., completions=..., completion_ids=..., **dataset_columns, trainer_state=...)``; the
-GSM8K gold column is ``answer``, and the ``question`` column (or the ``prompts``) gives the
-grader the question. Completions are plain strings or conversational message lists. Every
-function returns one float per completion and never raises, whatever it is given.
+TRL's contract: ``f(completions, **kwargs) -> list[float]``, the dataset columns as keywords (the
+gold is ``answer``; ``question`` or TRL's ``prompts`` give the question). Completions are strings
+or message lists; every function returns one float per completion and never raises.
 
 The tags are ordinary text (see :mod:`utils.prompts`). Completions are expected to write both
 ``<think>`` and ``</think>`` as the system prompt asks; with the plain R1-Zero template the opening
@@ -58,7 +53,7 @@ def accuracy_reward(completions: Any, answer: Any = None, **kwargs: Any) -> list
     ``answer`` is the GSM8K column TRL passes, one gold per completion; a single gold is used for
     all completions, a missing one scores 0. The question comes from the dataset's ``question``
     column when there is one, else from TRL's ``prompts``; without either the unit rules fall
-    back to the completion alone (``utils/grader/POLICY.md``).
+    back to the completion alone (``utils/grader/POLICY.md``). Taught in 03 §3.
     """
     completions = _as_list(completions)
     golds = answer if isinstance(answer, list | tuple) else [answer] * len(completions)
@@ -149,7 +144,7 @@ def strict_format_reward(completions: Any, **kwargs: Any) -> list[float]:
 
     ``<think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>``, each tag once, nothing before or
     after but whitespace, reasoning with words or digits, and one readable number in the answer
-    slot (right or wrong: correctness is the accuracy reward's job). Any number of lines.
+    slot (right or wrong: correctness is the accuracy reward's job). Taught in 03 §2.
     """
     return [1.0 if _safe(_strict_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
 
@@ -159,6 +154,7 @@ def soft_format_reward(completions: Any, **kwargs: Any) -> list[float]:
 
     Each tag exactly once, in order, only whitespace between the blocks; layout and text around
     them are free. Gentler than :func:`strict_format_reward` for small models early in training.
+    Taught in 03 §2.
     """
     return [1.0 if _safe(_soft_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
 
@@ -185,9 +181,9 @@ def _tag_count(text: str) -> float:
 def tag_count_reward(completions: Any, **kwargs: Any) -> list[float]:
     """Partial credit, 0.25 per well-placed tag (once, in order), in [-0.25, 1.0].
 
-    A dense signal that a small model can climb before it ever gets the whole format right.
-    Text after ``</answer>`` costs 0.001 per character, at most 0.25, so that rambling on after the
-    answer (or appending an "injection") never pays.
+    A dense signal a small model can climb before it gets the whole format right. Text after
+    ``</answer>`` costs 0.001 per character, at most 0.25, so rambling on never pays.
+    Taught in 03 §2.
     """
     return [float(_safe(_tag_count, completion_text(c))) for c in _as_list(completions)]
 
@@ -250,7 +246,7 @@ def reward_funcs_and_weights(
 
     ``weights`` maps reward names (keys of :data:`REWARD_FUNCTIONS`) to weights; names left out
     weigh 0, and zero weights are dropped (TRL would spend time computing a reward it ignores).
-    None means :data:`DEFAULT_WEIGHTS`. An unknown name is a ValueError.
+    None means :data:`DEFAULT_WEIGHTS`. An unknown name is a ValueError. Taught in 03 §3.
     """
     checked = _check_weights(weights)
     names = [name for name, weight in checked.items() if weight != 0.0]
@@ -263,7 +259,7 @@ def score_completions(
     """Per completion, every reward's raw value and ``"total"``, the weighted sum TRL computes.
 
     All four parts are reported (zero-weight ones too, for inspection); ``total`` only sums the
-    weighted ones, in the order TRL does (TRL sums in float32, so expect agreement to ~1e-7).
+    weighted ones, in the order TRL does (TRL sums in float32). Taught in 03 §3.
     """
     checked = _check_weights(weights)
     completions = _as_list(completions)

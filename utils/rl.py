@@ -1,17 +1,9 @@
 """The RL algorithms of the course, small and exact: returns, GAE, PPO, KL estimators, GRPO.
 
-Everything here is a few lines of torch on plain tensors, so that each formula can be read next to
-its paper and checked against TRL (``tests/test_rl_vs_trl.py`` calls TRL's own ``GRPOTrainer`` on
-the same tensors and asserts equal losses and advantages).
-
-Shapes and conventions used throughout:
-
-- Time runs along the **last** axis. ``rewards`` is ``(T,)`` for one episode or ``(B, T)`` for a
-  batch; per-token tensors (``logp``, ``mask``...) are ``(B, T)`` with ``B`` completions of at most
-  ``T`` tokens.
-- ``mask`` is 1.0 on real tokens / steps and 0.0 on padding after the end of an episode.
-- ``logp`` are log-probabilities of the tokens that were actually sampled, one per position.
-- Losses are returned as scalars to *minimise* (the objectives of the papers with a minus sign).
+A few lines of torch on plain tensors each, to read next to the paper; ``tests/test_rl_vs_trl.py``
+checks them against TRL's own ``GRPOTrainer``. Conventions: time runs along the **last** axis
+(``(T,)`` or ``(B, T)``); ``mask`` is 1.0 on real tokens and 0.0 on padding; ``logp`` are the
+log-probs of the sampled tokens; losses are scalars to *minimise* (the papers' objectives negated).
 """
 
 from __future__ import annotations
@@ -33,10 +25,7 @@ IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"
 
 
 def masked_mean(x: Tensor, mask: Tensor | None = None, dim: int | None = None) -> Tensor:
-    """Mean of ``x`` over the entries where ``mask`` is 1 (all entries when ``mask`` is None).
-
-    The count is clamped at 1, so an all-padding row gives 0 rather than NaN.
-    """
+    """Mean of ``x`` where ``mask`` is 1 (all of ``x`` without a mask); all-padding gives 0."""
     if mask is None:
         return x.mean() if dim is None else x.mean(dim)
     mask = mask.to(x.dtype)
@@ -63,8 +52,8 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float =
 def discounted_returns(rewards: Tensor, gamma: float, mask: Tensor | None = None) -> Tensor:
     """Reward-to-go ``G_t = r_t + gamma * G_{t+1}`` for one episode ``(T,)`` or a batch ``(B, T)``.
 
-    The episode is assumed to end after its last step (``G_T = 0``, no bootstrap). With a ``mask``,
-    padding steps get return 0 and do not leak into the real steps before them.
+    The episode ends after its last step (``G_T = 0``); masked padding steps get return 0.
+    Taught in 01 §1.
     """
     rewards = torch.as_tensor(rewards)
     if not rewards.is_floating_point():
@@ -86,15 +75,11 @@ def gae(
 ) -> tuple[Tensor, Tensor]:
     """Generalised Advantage Estimation (Schulman et al., 2016). Returns ``(advantages, returns)``.
 
-    Convention: ``values`` has **one more** entry than ``rewards`` along time. ``values[..., t]`` is
-    ``V(s_t)`` for ``t = 0..T-1`` and ``values[..., T]`` is the bootstrap value of the state after
-    the last step: 0 when the episode terminated there, ``V(s_T)`` when it was cut off by a time
-    limit. With a ``mask`` (padded batch), the value right after an episode's last real step is its
-    bootstrap value (put 0 there for a terminal state), and padding steps get advantage 0.
-
-    ``delta_t = r_t + gamma * V(s_{t+1}) - V(s_t)``, ``A_t = sum_l (gamma * lam)^l delta_{t+l}`` and
-    ``returns = A + V(s_t)``, the regression target of the critic. ``lam = 1`` gives Monte-Carlo
-    returns minus the baseline; ``lam = 0`` the one-step TD error.
+    ``values`` holds ``V(s_0..s_T)``, one more entry than ``rewards``: the last is the bootstrap
+    value (0 for a terminal state; with a ``mask``, the entry after the last real step).
+    ``A_t = sum_l (gamma lam)^l delta_{t+l}`` with ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``;
+    ``returns = A + V`` is the critic's target. ``lam = 1``: Monte-Carlo; ``lam = 0``: TD error.
+    Taught in 01 §3 and 02 §2.
     """
     rewards = torch.as_tensor(rewards)
     values = torch.as_tensor(values, dtype=rewards.dtype if rewards.is_floating_point() else None)
@@ -140,8 +125,8 @@ def ppo_policy_loss(
 ) -> Tensor:
     """PPO's clipped surrogate, as a loss: ``-mean_t min(rho_t A_t, clip(rho_t, 1-eps, 1+eps) A_t)``.
 
-    ``rho_t = exp(logp_new - logp_old)``. The mean runs over all real tokens of the batch.
-    ``advantages`` is per token ``(B, T)`` or per sequence ``(B,)``.
+    ``rho_t = exp(logp_new - logp_old)``, the mean over all real tokens; ``advantages`` is
+    ``(B, T)`` or ``(B,)``. Taught in 02 §2.
     """
     ratio = torch.exp(logp_new - logp_old)
     adv = _per_token(advantages, logp_new)
@@ -172,9 +157,9 @@ def value_loss(
 ) -> Tensor:
     """The critic's regression loss ``0.5 * mean (V - R)^2``.
 
-    With ``old_values`` and ``clip_eps`` it is PPO's clipped value loss: the new prediction may move
-    at most ``clip_eps`` from the one made at rollout time, and the larger (pessimistic) of the
-    clipped and unclipped errors is taken, ``0.5 * mean max((V - R)^2, (V_clip - R)^2)``.
+    With ``old_values`` and ``clip_eps``, PPO's clipped value loss: the prediction moves at most
+    ``clip_eps`` from its rollout-time value and the larger of the two errors counts.
+    Taught in 02 §2.
     """
     unclipped = (values - returns) ** 2
     if clip_eps is None:
@@ -195,11 +180,9 @@ def kl_penalized_rewards(
 ) -> Tensor:
     """RLHF-style PPO rewards: a KL penalty on every token, the score on the last real token.
 
-    ``r_t = -beta * KL_t + [t is the last token] * score``, with ``KL_t`` the per-token estimate of
-    KL(policy || reference) (``k1 = logp - ref_logp`` as in InstructGPT and TRL's PPOTrainer).
-    ``scores`` is one scalar per completion ``(B,)`` (a reward model or a verifier). The KL lives in
-    the *reward*, so it is discounted and credited by GAE like any reward; GRPO instead puts it in
-    the *loss* (see :func:`grpo_loss`).
+    ``r_t = -beta * KL_t + [t is last] * score`` (``k1`` by default, as InstructGPT). The KL is in
+    the *reward*, credited by GAE like any reward; GRPO puts it in the *loss* (:func:`grpo_loss`).
+    Taught in 02 §2.
     """
     mask = mask.to(logp.dtype)
     rewards = -beta * kl_estimate(logp, ref_logp, estimator) * mask
@@ -217,26 +200,27 @@ def kl_penalized_rewards(
 
 
 def kl_k1(logp: Tensor, ref_logp: Tensor) -> Tensor:
-    """``k1 = log(q/p) = -log r``: unbiased for KL(q||p), high variance, can be negative."""
+    """``k1 = log(q/p) = -log r``: unbiased for KL(q||p), high variance, can be negative.
+    Taught in 02 §3."""
     return logp - ref_logp
 
 
 def kl_k2(logp: Tensor, ref_logp: Tensor) -> Tensor:
-    """``k2 = (log r)^2 / 2``: biased, low variance, always >= 0."""
+    """``k2 = (log r)^2 / 2``: biased, low variance, always >= 0. Taught in 02 §3."""
     return 0.5 * (ref_logp - logp) ** 2
 
 
 def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
-    """``k3 = (r - 1) - log r``: unbiased, low variance, always >= 0. DeepSeekMath's GRPO uses it."""
+    """``k3 = (r - 1) - log r``: unbiased, low variance, always >= 0. DeepSeekMath's GRPO uses it.
+    Taught in 02 §3 and 02 §4.4."""
     log_ratio = ref_logp - logp
     return torch.exp(log_ratio) - log_ratio - 1.0
 
 
 def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor:
-    """Per-sample estimate of KL(q || p) from samples ``x ~ q``.
-
-    ``logp = log q(x)`` (the policy that sampled ``x``), ``ref_logp = log p(x)`` (the reference),
-    ``r = p(x) / q(x)``. ``estimator`` is ``"k1"``, ``"k2"`` or ``"k3"``.
+    """Per-sample estimate of KL(q || p) from ``x ~ q``: ``logp = log q(x)`` (the sampling
+    policy), ``ref_logp = log p(x)``, ``r = p(x) / q(x)``; ``estimator`` is k1, k2 or k3.
+    Taught in 02 §3.
     """
     functions = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}
     if estimator not in functions:
@@ -264,17 +248,11 @@ def group_advantages(
 ) -> Tensor:
     """GRPO's group-relative advantages, one per completion.
 
-    ``rewards`` is ``(N,)`` laid out as TRL lays it out: consecutive blocks of ``num_generations``
-    completions of the same prompt (``[p0 g0, p0 g1, ..., p1 g0, ...]``). Each completion's
-    advantage is its reward minus the mean of its group, divided by
-
-    - ``scale="group"``: the standard deviation of its group (DeepSeekMath; TRL's default),
-    - ``scale="batch"``: the standard deviation of the whole batch (TRL's ``scale_rewards="batch"``),
-    - ``scale=None``: nothing (Dr. GRPO: scaling by the std over-weights too-easy/too-hard prompts).
-
-    Standard deviations are unbiased (Bessel), and ``eps = 1e-4`` is added as TRL does. A group whose
-    rewards are all equal carries no signal: its advantages are exactly zero, never NaN (TRL gives
-    the same zeros, except that float rounding can leave it with values of order 1e-4 there).
+    ``rewards`` is ``(N,)`` in TRL's layout, blocks of ``num_generations`` completions per prompt.
+    Advantage = reward minus its group's mean, divided by the (Bessel) std of its group
+    (``scale="group"``, DeepSeekMath, TRL's default), of the batch (``"batch"``) or by nothing
+    (``None``, Dr. GRPO), plus ``eps`` as TRL. A group of equal rewards gets exact zeros, never NaN.
+    Taught in 02 §4.2.
     """
     rewards = torch.as_tensor(rewards)
     if not rewards.is_floating_point():
@@ -320,16 +298,13 @@ def grpo_per_token_terms(
     *,
     is_weights: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """The GRPO objective token by token, before any averaging. Returns a dict of ``(B, T)`` tensors:
+    """The GRPO objective token by token, before any averaging: a dict of ``(B, T)`` tensors.
 
-    - ``ratio``: ``pi_theta / pi_old`` per token (1 in value on the first iteration, but it carries
-      the gradient ``grad log pi_theta``),
-    - ``surrogate``: ``min(ratio * A, clip(ratio, 1-eps_low, 1+eps_high) * A)``, the PPO term,
-    - ``kl``: the k3 estimate of KL(pi_theta || pi_ref), times ``ratio`` when ``kl_bias_correction``
-      (TRL >= 1.x's default ``use_bias_correction_kl=True``; DeepSeekMath's formula has no factor),
-    - ``loss``: ``-surrogate + beta * kl``, the per-token loss that the normalisations average.
-      With ``is_weights`` (:func:`rollout_is_weights`) it is ``-surrogate * w + beta * kl``: TRL
-      weights the policy term only, never the KL.
+    ``ratio`` (``pi_theta / pi_old``: 1 in value on-policy, but it carries the gradient),
+    ``surrogate`` (``min(ratio A, clip(ratio, 1-eps_low, 1+eps_high) A)``), ``kl`` (k3, times the
+    ratio when ``kl_bias_correction``, TRL's ``use_bias_correction_kl``) and ``loss``
+    (``-surrogate * w + beta * kl``; the ``is_weights`` ``w`` weigh the policy term only, as TRL).
+    Taught in 02 §4.3.
     """
     epsilon_high = epsilon_low if epsilon_high is None else epsilon_high
     if old_logp is None:  # one gradient step per generation: old policy == current policy
@@ -369,14 +344,13 @@ def aggregate_loss(
 ) -> Tensor:
     """Turn a ``(B, T)`` per-token loss into a scalar, the four ways TRL knows:
 
-    - ``grpo``: mean over each sequence's tokens, then over sequences (DeepSeekMath). A long
-      completion's tokens each weigh less: a length bias.
-    - ``bnpo``: sum over all tokens of the (local) batch / their number.
-    - ``dr_grpo``: sum over all tokens / (``B * max_completion_length``), a constant (Dr. GRPO).
-      ``max_completion_length`` defaults to ``T``, the padded width; TRL uses its config value.
-    - ``dapo``: sum over all tokens / the number of tokens in the whole generation batch, across
-      gradient-accumulation micro-batches (DAPO). ``num_items_in_batch`` defaults to the tokens of
-      this batch, where ``dapo`` equals ``bnpo``.
+    - ``grpo``: mean per sequence, then over sequences (DeepSeekMath; long answers' tokens weigh
+      less, a length bias);
+    - ``bnpo``: sum over the batch's tokens / their number;
+    - ``dr_grpo``: sum / (``B * max_completion_length``, default the padded width), a constant;
+    - ``dapo``: sum / the tokens of the whole generation batch (``num_items_in_batch``, default this
+      batch's: then it equals ``bnpo``).
+    Taught in 02 §4.5.
     """
     mask = mask.to(per_token_loss.dtype)
     total = (per_token_loss * mask).sum()
@@ -410,25 +384,16 @@ def grpo_loss(
     kl_bias_correction: bool = True,
     is_weights: Tensor | None = None,
 ) -> Tensor:
-    """The GRPO loss (negated objective) with TRL's four normalisations.
+    """The GRPO loss on tensors (log-probs in, scalar out); the step that runs the model is
+    :func:`utils.grpo_scratch.grpo_loss`.
 
     ``J = 1/G sum_i 1/|o_i| sum_t [ min(rho A_i, clip(rho, 1-eps_low, 1+eps_high) A_i)
-    - beta * KL_k3(pi_theta || pi_ref) ]`` for ``loss_type="grpo"`` (DeepSeekMath, eq. 3);
-    the other loss types only change how the per-token terms are averaged (:func:`aggregate_loss`).
-
-    - ``logp``: ``(B, T)`` log-probs of the sampled tokens under the policy being trained (with grad).
-    - ``old_logp``: the same under the policy that sampled them; ``None`` means on-policy
-      (``logp.detach()``), as in TRL with ``num_iterations=1``.
-    - ``ref_logp``: under the frozen reference model; needed only when ``beta != 0``.
-    - ``advantages``: ``(B,)`` from :func:`group_advantages` (or ``(B, T)``).
-    - ``mask``: ``(B, T)``, 1 on completion tokens, 0 on padding.
-    - ``epsilon_high`` defaults to ``epsilon_low`` (symmetric clip; DAPO's clip-higher uses 0.28).
-
-    The KL is a term of the *loss*, not a penalty folded into the reward as in RLHF-PPO
-    (:func:`kl_penalized_rewards`). ``kl_bias_correction`` multiplies it by the ratio, as TRL 1.15
-    does by default (``use_bias_correction_kl=True``). ``is_weights`` (from
-    :func:`rollout_is_weights`, ``(B, T)`` or ``(B, 1)``) multiplies the per-token policy term
-    before the masked aggregation, as TRL does when it samples with vLLM; None leaves it unweighted.
+    - beta * KL_k3(pi_theta || pi_ref) ]`` for ``loss_type="grpo"`` (DeepSeekMath, eq. 3); the
+    other loss types only average differently (:func:`aggregate_loss`). ``logp``: ``(B, T)``, with
+    grad; ``old_logp``: at sampling time, ``None`` for on-policy; ``ref_logp``: needed only when
+    ``beta != 0``; ``advantages``: ``(B,)`` or ``(B, T)``; ``epsilon_high`` defaults to
+    ``epsilon_low``; ``is_weights``: :func:`rollout_is_weights`' weights for the policy term.
+    Taught in 02 §4.5.
     """
     terms = grpo_per_token_terms(
         logp, old_logp, ref_logp, advantages, beta, epsilon_low, epsilon_high, kl_bias_correction,
@@ -450,20 +415,14 @@ def rollout_is_weights(
     clip_max: float | None = 3.0,
     clip_min: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Importance weights ``pi_trainer / pi_sampler`` for samples drawn by a sampler whose numerics
-    differ from the trainer's (bf16 sampling, other kernels), and the mismatch metrics. As TRL's
-    ``vllm_importance_sampling_correction`` (defaults: ``sequence_mask``, clip 3.0), veRL's rollout
-    correction.
+    """Importance weights ``pi_trainer / pi_sampler`` for samples from a sampler whose numerics
+    differ from the trainer's (bf16, other kernels), and TRL's ``sampling/...`` mismatch metrics.
 
-    ``token_*`` weighs each token by its own ratio, ``sequence_*`` each sequence by the product of
-    its tokens' ratios; ``*_truncate`` clamps to ``[clip_min, clip_max]``, ``*_mask`` zeroes the
-    ratios outside it (that token or sequence leaves the policy term, not the denominator).
-    ``trainer_logp`` is the trainer's log-probs at rollout time (``logp.detach()`` on-policy);
-    ``sampler_logp`` may hold NaN where the sampler gave none (ratio 1 there); padding is ignored.
-
-    Returns ``(weights, metrics)``: ``(B, T)`` constants for :func:`grpo_loss`'s ``is_weights``,
-    and TRL's ``sampling/sampling_logp_difference/{mean,max}`` and
-    ``sampling/importance_sampling_ratio/{min,mean,max}`` (over real tokens, or over sequences).
+    As TRL's ``vllm_importance_sampling_correction``: ``token_*`` uses each token's ratio,
+    ``sequence_*`` the product over the sequence; ``*_truncate`` clamps to ``[clip_min,
+    clip_max]``, ``*_mask`` zeroes ratios outside it. NaN in ``sampler_logp`` means ratio 1.
+    Returns ``(weights, metrics)``, the weights ``(B, T)`` constants for :func:`grpo_loss`.
+    Taught in 06 §11.
     """
     if mode not in IS_MODES:
         raise ValueError(f"rollout_is_weights: mode must be one of {IS_MODES}; got {mode!r}")
@@ -516,21 +475,12 @@ def rollout_is_weights(
 def expected_kl_gradients(logits: Tensor, ref_logits: Tensor) -> dict[str, Tensor]:
     """Which KL does a per-sample KL term in the loss follow? Exact answers on one categorical.
 
-    A loss term ``k(x)`` evaluated on sampled tokens ``x ~ pi_theta`` is differentiated with ``x``
-    held fixed (nothing flows through the sampling), so what the optimiser follows on average is
-    ``E_{x ~ pi}[grad k(x)]``, not ``grad E[k]``. This returns, for ``pi = softmax(logits)`` and
-    ``pi_ref = softmax(ref_logits)`` (1-D), the exact expectations (a sum over the vocabulary
-    weighted by the detached ``pi``) next to the gradients of both KL directions:
-
-    - ``"E[grad k3]"``: DeepSeekMath's loss term. ``grad k3 = (1 - r) grad log pi`` with
-      ``r = pi_ref / pi``, whose mean is ``-sum_x pi_ref(x) grad log pi(x)``: the gradient of
-      ``KL(pi_ref || pi)``, not of ``KL(pi || pi_ref)`` that k3's *value* estimates.
-    - ``"E[grad ratio*k3]"``: TRL's default (``use_bias_correction_kl``), ``k3`` times the ratio
-      ``pi / pi_old`` (1 in value): ``grad = -log r * grad log pi``, the gradient of
-      ``KL(pi || pi_ref)``.
-    - ``"E[grad k1]"``: ``grad k1 = grad log pi``, mean 0: k1 in the loss does nothing on average
-      (which is why PPO-RLHF puts k1 in the *reward*).
-    - ``"grad KL(ref||pi)"`` and ``"grad KL(pi||ref)"``: by autograd on the exact divergences.
+    A term ``k(x)`` on sampled ``x ~ pi`` is differentiated with ``x`` fixed, so the optimiser
+    follows ``E_pi[grad k]``, not ``grad E[k]``. For 1-D ``logits`` and ``ref_logits``, returns the
+    exact ``"E[grad k3]"`` (the gradient of KL(ref || pi), the other direction from k3's value),
+    ``"E[grad ratio*k3]"`` (TRL's default: KL(pi || ref)), ``"E[grad k1]"`` (0 on average) and,
+    by autograd, ``"grad KL(ref||pi)"`` and ``"grad KL(pi||ref)"``.
+    Taught in 02 §4.4.
     """
     theta = logits.detach().clone().requires_grad_(True)
     log_pi = torch.log_softmax(theta, -1)

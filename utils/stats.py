@@ -1,14 +1,9 @@
 """The statistics an evaluation needs before anyone should believe its numbers.
 
-- :func:`wilson_interval`: a 95% interval for an accuracy. Unlike the textbook ``p +- 1.96 SE``
-  it stays inside [0, 1] and is honest at 0%, 100% and small n (30 questions: about +-17 points).
-- :func:`pass_at_k`: the unbiased estimator of "at least one of k samples is correct" from n >= k
-  samples (Chen et al., 2021). Taking the first k samples instead wastes the other n - k.
-- :func:`majority_vote`: self-consistency (Wang et al., 2022), voting on exact numeric values so
-  that ``18``, ``18.00`` and ``$18`` are one vote, with a deterministic tie-break.
-- :func:`mcnemar_exact` and :func:`paired_bootstrap`: two models on the *same* questions are
-  compared question by question. Only the questions where they disagree carry information, which
-  makes a paired test far more sensitive than comparing two independent intervals.
+An interval for an accuracy (Wilson), pass@k (Chen et al., 2021), majority vote
+(self-consistency, Wang et al., 2022), and paired tests (McNemar, bootstrap): two models on the
+*same* questions differ only where they disagree, so a paired test is far more sensitive than
+two independent intervals. Written by hand because the course teaches them.
 """
 
 from __future__ import annotations
@@ -28,8 +23,9 @@ Z_95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval for a proportion ``successes / n`` (95% with the default ``z``).
 
-    ``successes`` may be fractional (a mean of per-question rates times ``n``); ``n = 0`` gives
-    the uninformative ``(0.0, 1.0)``.
+    Unlike ``p +- 1.96 SE`` it stays inside [0, 1] and is honest at 0%, 100% and small n.
+    ``successes`` may be fractional (rates times ``n``); ``n = 0`` gives ``(0.0, 1.0)``.
+    Taught in 05 §4.
     """
     if n < 0 or successes < 0 or successes > n:
         raise ValueError(f"need 0 <= successes <= n; got successes={successes}, n={n}")
@@ -46,7 +42,8 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased estimate of pass@k from ``n`` samples of which ``c`` are correct.
 
-    ``1 - C(n-c, k) / C(n, k)``, computed as a running product so that n = 1000 never overflows.
+    ``1 - C(n-c, k) / C(n, k)``, a running product so that large n never overflows; using all n
+    samples, not the first k, lowers the variance. Taught in 05 §4.
     """
     if not 0 <= c <= n or not 1 <= k <= n:
         raise ValueError(f"need 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
@@ -59,11 +56,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The most frequent answer by exact numeric value, written as its first occurrence.
-
-    Answers that do not parse as one number (None, ``"18 or 19"``) do not vote. Ties go to the
-    value that appeared first, so the result never depends on hash order or on luck. None when
-    nothing votes.
+    """The most frequent answer by exact numeric value (``18``, ``18.00``, ``$18`` are one vote),
+    written as its first occurrence. Answers that are not one number do not vote; ties go to the
+    value seen first; None when nothing votes. Taught in 05 §4.
     """
     counts: dict[Fraction, int] = {}
     first_text: dict[Fraction, str] = {}
@@ -82,10 +77,8 @@ def majority_vote(answers: Sequence[str | None]) -> str | None:
 
 @dataclass(frozen=True)
 class McNemarResult:
-    """Discordant pairs of a paired comparison and the exact two-sided p-value.
-
-    ``only_a``: questions run A got right and run B wrong; ``only_b``: the reverse.
-    """
+    """Discordant pairs of a paired comparison (``only_a``: questions A got right and B wrong;
+    ``only_b``: the reverse) and the exact two-sided p-value."""
 
     only_a: int
     only_b: int
@@ -96,7 +89,7 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
     """McNemar's exact test: under "no difference" each discordant question is a fair coin.
 
     The two-sided p-value is twice the binomial tail of the smaller discordant count, capped at 1,
-    computed with exact integers (2**-1319 underflows a float).
+    computed with exact integers (2**-1319 underflows a float). Taught in 05 §6.
     """
     a, b = _paired_arrays(correct_a, correct_b)
     only_a = int(np.sum(a & ~b))
@@ -125,11 +118,9 @@ def paired_bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> BootstrapResult:
-    """Interval of ``mean(B) - mean(A)`` by resampling *questions* (both runs together).
-
-    Scores may be 0/1 correctness or per-question rates (k samples). Resampling the pair keeps
-    the correlation between runs, which is what makes the paired interval narrow.
-    """
+    """Interval of ``mean(B) - mean(A)`` by resampling *questions* (both runs together), for 0/1
+    scores or per-question rates. Resampling the pair keeps the correlation between runs, which
+    is what makes the paired interval narrow."""
     a = np.asarray(scores_a, dtype=float)
     b = np.asarray(scores_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
