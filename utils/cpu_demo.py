@@ -98,7 +98,8 @@ def worked_solution(row: dict) -> str:
 
 
 def evaluate(model, tokenizer, rows: list[dict], recipe: Recipe) -> dict:
-    """Greedy answers to ``rows``: per-question correctness and strict format, and the texts.
+    """The demo recipe's greedy answers to ``rows``: correctness, strict format and texts (not
+    :func:`utils.post_training.evaluate`'s graded rows, nor :func:`utils.toy_tasks.evaluate`).
     With ``recipe.prefill`` the answer starts with it, as in training, and is graded with it."""
     from utils.generation import render_prompt
 

@@ -696,7 +696,8 @@ class Run:
 
 
 def load_run(directory: str | Path) -> Run:
-    """Read ``samples.jsonl`` and ``summary.json`` of a run directory."""
+    """An evaluation run (``samples.jsonl`` and ``summary.json``) as a :class:`Run`; a training
+    run's log history is :func:`utils.health.load_run`."""
     directory = Path(directory)
     summary_path = directory / SUMMARY_FILE
     if not summary_path.is_file():

@@ -52,7 +52,8 @@ def generate(
     progress: bool = False,
     precision: str = "fp32",
 ) -> list[list[Completion]]:
-    """``n`` completions for each prompt, in prompt order: ``result[i][j]`` is sample j of prompt i.
+    """``n`` text completions per chat prompt from a Hugging Face model: ``result[i][j]`` is
+    sample j of prompt i (the toy policy's sampler is :func:`utils.toy_tasks.generate`).
 
     ``temperature=0`` is greedy decoding (then ``n`` must be 1: greedy copies are identical).
     ``batch_size`` counts prompts per forward batch; each batch is seeded with ``seed + index``
@@ -114,8 +115,8 @@ def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float,
 def _sdpa_grouped_heads(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
                         **kwargs):
     """Transformers' SDPA attention, except that the grouped K/V heads are read in place
-    (``enable_gqa``). With a padding mask, transformers copies each K/V head for every query
-    head it serves (``repeat_kv``); at 40+ rows that copy was 44% of a sampling run's time."""
+    (``enable_gqa``): with a padding mask, transformers copies each K/V head for every query
+    head it serves (``repeat_kv``), a large share of a wide batch's time on a CPU."""
     causal = attention_mask is None and query.shape[2] > 1  # a prompt pass with no padding
     output = torch.nn.functional.scaled_dot_product_attention(
         query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,

@@ -221,7 +221,8 @@ def _completion_text(completion) -> str:
 
 
 def load_run(output_dir: str | os.PathLike) -> list[dict]:
-    """The log history of a run directory (what ``python -m utils.train`` wrote)."""
+    """A training run's log history (what ``python -m utils.train`` wrote), a list of dicts; an
+    evaluation run is :func:`utils.evaluation.load_run`."""
     history = read_log_history(output_dir)
     if not history:
         raise FileNotFoundError(f"no log_history.json in {output_dir}: has the run logged a step?")

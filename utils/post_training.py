@@ -159,7 +159,8 @@ def evaluate(model, tokenizer, rows: Sequence[Mapping[str, Any]], samples: int =
              max_new_tokens: int = 64, temperature: float | None = None,
              think_prefill: bool = True, batch_size: int = 16,
              seed: int = 0) -> list[dict[str, Any]]:
-    """Graded evaluation rows (the :mod:`utils.evaluation` layout) for held-out task rows.
+    """Graded evaluation rows (the :mod:`utils.evaluation` layout) for held-out task rows (not
+    the demo recipe's :func:`utils.cpu_demo.evaluate`, nor :func:`utils.toy_tasks.evaluate`).
 
     One sample is greedy; several are sampled at temperature 0.8 unless told otherwise. The
     prefill is part of the graded text, as in training.

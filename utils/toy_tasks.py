@@ -363,7 +363,8 @@ class TinyLM(nn.Module):
 
 
 def token_logprobs(policy: TinyLM, prompts: Tensor, completions: Tensor) -> Tensor:
-    """``log pi(token_t | prompt, tokens_<t)`` of the given completion tokens, ``(B, T)``."""
+    """``log pi(token_t | prompt, tokens_<t)`` of a TinyLM's completion tokens, ``(B, T)`` (a
+    Hugging Face model's: :func:`utils.grpo_scratch.token_logprobs`)."""
     logp = torch.log_softmax(policy(prompts, completions), dim=-1)
     return logp.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
 
@@ -371,7 +372,8 @@ def token_logprobs(policy: TinyLM, prompts: Tensor, completions: Tensor) -> Tens
 @torch.no_grad()
 def generate(policy: TinyLM, prompts: Tensor, generator: torch.Generator | None = None,
              greedy: bool = False) -> Tensor:
-    """Sample a completion token by token (the rollout of an LLM, in miniature)."""
+    """Sample a TinyLM completion token by token, the rollout of an LLM in miniature (text from
+    a Hugging Face model: :func:`utils.generation.generate`)."""
     batch, steps = prompts.shape[0], policy.task.length
     completions = torch.full((batch, steps), policy.task.pad, dtype=torch.long)
     for t in range(steps):
@@ -387,7 +389,8 @@ def generate(policy: TinyLM, prompts: Tensor, generator: torch.Generator | None 
 @single_thread()
 @torch.no_grad()
 def evaluate(policy: TinyLM, n: int = 1000, seed: int = 1234, greedy: bool = False) -> float:
-    """Mean reward on ``n`` fresh prompts (sampled completions unless ``greedy``)."""
+    """A TinyLM's mean reward on ``n`` fresh prompts, sampled unless ``greedy`` (the language
+    models': :func:`utils.post_training.evaluate`, :func:`utils.cpu_demo.evaluate`)."""
     gen = torch.Generator().manual_seed(seed)
     prompts = policy.task.prompts(n, gen)
     return policy.task.reward(prompts, generate(policy, prompts, gen, greedy)).mean().item()
