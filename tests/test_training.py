@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,8 +11,10 @@ import torch
 from utils.health import first_last_mean, metric, plot_health, reward_names, sampled_completions
 from utils.models import load_policy
 from utils.prompts import SYSTEM_PROMPT
-from utils.rewards import soft_format_reward, tag_count_reward
+from utils.rewards import DEFAULT_WEIGHTS, soft_format_reward, tag_count_reward
+from utils.tasks import load_task
 from utils.training import (
+    FORMAT_HEAVY_WEIGHTS,
     PRESETS,
     THINK_PREFILL,
     StopAtStep,
@@ -22,9 +25,11 @@ from utils.training import (
     grpo_config,
     last_checkpoint,
     prefill_think,
+    preset_prompts,
     preset_table,
     prompt_length,
     read_log_history,
+    reward_hack_preset,
     save_adapter,
     save_merged,
     train,
@@ -99,6 +104,31 @@ def test_preset_table_explains_every_knob():
     assert all(note for _, _, note in rows)
 
 
+def _format_and_accuracy(weights):
+    weights = weights or DEFAULT_WEIGHTS
+    return sum(w for name, w in weights.items() if name != "accuracy"), weights["accuracy"]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_follows_notebook_3s_rule(name):
+    """Accuracy dominates: the format rewards together weigh less (else looking right pays)."""
+    format_total, accuracy = _format_and_accuracy(PRESETS[name].reward_weights)
+    assert format_total < accuracy
+
+
+def test_the_reward_hack_demo_breaks_the_rule_on_gsm8k():
+    for name in ("cpu", "smoke"):
+        hack = reward_hack_preset(PRESETS[name])
+        format_total, accuracy = _format_and_accuracy(hack.reward_weights)
+        assert format_total > accuracy and hack.reward_weights == FORMAT_HEAVY_WEIGHTS
+        assert hack.task == "gsm8k" and hack.think_prefill
+        assert hack.max_steps < PRESETS["cpu"].max_steps  # a short demonstration
+        assert get_preset(name, **{k: getattr(hack, k) for k in (
+            "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps")})
+    assert reward_hack_preset(PRESETS["cpu"]).lora == PRESETS["cpu"].lora
+    assert PRESETS["cpu"].reward_weights != FORMAT_HEAVY_WEIGHTS  # the main run is not the hack
+
+
 def test_cpu_config_is_fp32_without_checkpointing(tmp_path):
     config = grpo_config(PRESETS["cpu"], tmp_path, mode="cpu")
     assert config.bf16 is False and config.fp16 is False
@@ -133,6 +163,26 @@ def test_think_prefill_prompts_end_in_an_open_think_tag(policy):
     messages = train_prompts(tokenizer, 10_000, n=1)["prompt"][0]
     assert prefill_think(tokenizer, messages) == rows["prompt"][0]
     assert prompt_length(tokenizer, rows["prompt"][0]) > prompt_length(tokenizer, messages)
+
+
+def test_preset_prompts_follow_the_presets_task(policy):
+    _, tokenizer = policy
+    one_step = get_preset("smoke", task="one_step", num_prompts=12)
+    rows = preset_prompts(tokenizer, one_step, seed=3)
+    expected = load_task("one_step", "train", n=12, seed=3)
+    assert rows["question"] == [row["question"] for row in expected]
+    assert rows["answer"] == [row["answer"] for row in expected]
+    assert all(isinstance(p, list) and p[-1]["content"] == q
+               for p, q in zip(rows["prompt"], rows["question"]))
+    prefilled = preset_prompts(tokenizer, replace(one_step, think_prefill=True), seed=3)
+    assert all(p.endswith(THINK_PREFILL) for p in prefilled["prompt"])
+    gsm8k = get_preset("smoke", task="gsm8k", num_prompts=5)
+    assert preset_prompts(tokenizer, gsm8k)["question"] == train_prompts(
+        tokenizer, gsm8k.max_prompt_length, n=5)["question"]
+    with pytest.raises(ValueError, match="no one_step prompt fits"):
+        preset_prompts(tokenizer, replace(one_step, max_prompt_length=5))
+    with pytest.raises(ValueError, match="unknown rung"):
+        preset_prompts(tokenizer, replace(one_step, task="gsm9k"))
 
 
 def test_rewards_see_the_prefilled_tag():
@@ -224,6 +274,26 @@ def test_training_moves_the_lora_weights_and_saves_them(interrupted_then_resumed
     assert (merged / "config.json").is_file()
     text = answer(trainer.model, trainer.processing_class, "What is 2 + 3?", max_new_tokens=4)
     assert isinstance(text, str)
+
+
+def test_a_run_continues_from_a_saved_adapter(tmp_path):
+    """Notebook 04's cpu path: TRL starts from a saved cold start, on a rung of utils.tasks."""
+    cold, tokenizer = load_policy("smoke", lora=SMOKE.lora)
+    for name, param in cold.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    cold.save_pretrained(tmp_path / "cold_start")
+    start = {n: p.detach().clone() for n, p in cold.named_parameters() if "lora_" in n}
+    model, tokenizer = load_policy("smoke", adapter=tmp_path / "cold_start")
+    preset = get_preset("smoke", task="one_step")
+    result = train(model, tokenizer, preset, preset_prompts(tokenizer, preset),
+                   tmp_path / "run", mode="smoke", max_steps=1)
+    assert [row["step"] for row in result.log_history if "reward" in row] == [1]
+    moved = {n: p for n, p in result.trainer.model.named_parameters() if n in start}
+    assert moved.keys() == start.keys()
+    assert any(not torch.equal(moved[n], start[n]) for n in start)  # it trained
+    # it trained from the adapter, not from a fresh LoRA (whose B would start at 0)
+    assert all((moved[n] - start[n]).abs().max() < 0.05 for n in start if "lora_B" in n)
 
 
 def test_a_prefilled_run_trains_on_text_prompts(tmp_path, prompts):

@@ -113,12 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from utils.training import (
         TimeLimit,
         get_preset,
+        preset_prompts,
         print_preset,
         save_adapter,
         save_gguf,
         save_merged,
         train,
-        train_prompts,
     )
 
     mode = get_mode(args.mode)
@@ -145,9 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    and not args.vllm_server,
                                    gpu_memory_utilization=preset.gpu_memory_utilization,
                                    seed=args.seed, backend=args.backend)
-    dataset = train_prompts(tokenizer, preset.max_prompt_length, n=preset.num_prompts,
-                            seed=args.seed, think_prefill=preset.think_prefill)
-    print(f"{len(dataset)} GSM8K train prompts fit in {preset.max_prompt_length} tokens")
+    dataset = preset_prompts(tokenizer, preset, seed=args.seed)
+    print(f"{len(dataset)} {preset.task} train prompts fit in {preset.max_prompt_length} tokens")
     start = time.perf_counter()
     result = train(model, tokenizer, preset, dataset, args.output_dir, mode=mode,
                    max_steps=args.max_steps, resume=args.resume, seed=args.seed,

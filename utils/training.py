@@ -1,17 +1,22 @@
-"""GRPO training on GSM8K with TRL's ``GRPOTrainer``: hardware presets, data, run, resume, save.
+"""GRPO training with TRL's ``GRPOTrainer``: hardware presets, data, run, resume, save.
+
+GSM8K on a GPU; on a CPU, the one-step word problems of :mod:`utils.tasks`, which a 135M model
+gets right often enough for an accuracy reward to have spread.
 
 One code path for the three workshop modes; notebook 04 and ``python -m utils.train`` call the
 same functions:
 
 - :func:`get_preset` picks the knobs for the hardware (T4, L4, A100/H100, cpu, smoke) and
   :func:`grpo_config` turns a preset into TRL's ``GRPOConfig``.
-- :func:`train_prompts` gives GSM8K train prompts that fit the preset's prompt budget (TRL no
-  longer truncates prompts, so an over-long one would overflow the context).
+- :func:`preset_prompts` gives the preset's train prompts (:func:`train_prompts` for GSM8K)
+  that fit its prompt budget (TRL no longer truncates prompts, so an over-long one would
+  overflow the context).
 - :func:`train` builds the trainer with the rewards of :mod:`utils.rewards`, runs it with
   checkpoints, writes ``log_history.json`` after every logging step, and resumes after a
   disconnect with ``resume=True``.
 - :func:`save_adapter`, :func:`save_merged`, :func:`save_gguf` and :func:`answer` save the result
   and compare the answer to one question before and after training.
+- :func:`reward_hack_preset` turns a preset into notebook 04's reward-hacking demonstration.
 
 TRL is imported inside functions, never at module import: on the GPU path Unsloth must be imported
 before TRL so that it can patch ``GRPOTrainer``, and :func:`utils.models.load_policy` does that.
@@ -76,6 +81,7 @@ class Preset:
     lora: LoraSettings = field(default_factory=LoraSettings)
     reward_weights: dict[str, float] | None = None  # None = utils.rewards.DEFAULT_WEIGHTS
     think_prefill: bool = False  # start the answer with "<think>\n" in the prompt (a prefill)
+    task: str = "gsm8k"  # what the run trains on: GSM8K, or a rung of utils.tasks ("one_step")
     vllm_server_url: str | None = None  # e.g. "http://10.0.0.1:8000": generate on `trl vllm-serve`
 
     @property
@@ -128,17 +134,20 @@ PRESETS: dict[str, Preset] = {
         optim="adamw_torch_fused", warmup_ratio=0.05, max_grad_norm=0.2, save_steps=50,
         max_steps=500, gpu_memory_utilization=0.6, lora=LoraSettings(rank=64, alpha=64),
     ),
+    # The task inside SmolLM2's reach, continued from utils.cpu_demo's cold start (notebook 04,
+    # section 7); 4 questions x 8 samples a step, scored 8 at a time (~2-3 GB of memory);
+    # lr and temperature measured on the dev split (docs/experiments.md): 2e-4 collapsed.
     "cpu": Preset(
         name="cpu",
-        description="Laptop CPU: SmolLM2-135M-Instruct, fp32, LoRA r32, short answers",
-        num_generations=4, per_device_train_batch_size=8, gradient_accumulation_steps=1,
-        max_prompt_length=192, max_completion_length=80, learning_rate=1e-4,
-        loss_type="dapo", beta=0.0, temperature=1.0, precision="fp32",
-        scale_rewards="group", save_steps=10, max_steps=40, num_prompts=512,
+        description="Laptop CPU: SmolLM2-135M-Instruct, fp32, LoRA r32, one-step word "
+                    "problems from the cold start (GSM8K is out of its reach)",
+        num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=4,
+        max_prompt_length=192, max_completion_length=48, learning_rate=1e-4,
+        loss_type="dapo", beta=0.0, temperature=0.7, precision="fp32",
+        scale_rewards="group", save_steps=8, max_steps=16, num_prompts=600,
         lora=LoraSettings(rank=32, alpha=64),
-        reward_weights={"accuracy": 1.0, "strict_format": 0.25, "soft_format": 0.25,
-                        "tag_count": 1.0},
-        think_prefill=True,
+        reward_weights={"accuracy": 1.0, "strict_format": 0.5},
+        task="one_step",
     ),
     "smoke": Preset(
         name="smoke",
@@ -147,6 +156,7 @@ PRESETS: dict[str, Preset] = {
         max_prompt_length=1024, max_completion_length=8, learning_rate=1e-4,
         loss_type="dapo", beta=0.04, precision="fp32", save_steps=2, max_steps=4,
         num_prompts=32, completions_to_print=1, lora=LoraSettings(rank=4, alpha=8),
+        task="one_step",
     ),
 }
 """Presets by name. The GPU numbers follow the Unsloth GRPO notebooks for Qwen2.5-3B on a T4
@@ -154,6 +164,24 @@ PRESETS: dict[str, Preset] = {
 (no length bias, no std scaling) with truncated completions masked, as in DAPO."""
 
 PRESET_FOR_MODE = {"gpu": "t4", "cpu": "cpu", "smoke": "smoke"}
+
+FORMAT_HEAVY_WEIGHTS = {"accuracy": 1.0, "strict_format": 0.25, "soft_format": 0.25,
+                        "tag_count": 1.0}
+"""The cpu preset's weights before it followed notebook 03's rule: format rewards 1.5 in all
+against accuracy 1.0. On GSM8K they taught SmolLM2 the template, nothing else (notebook 04,
+section 8b, repeats it on purpose)."""
+
+
+def reward_hack_preset(preset: Preset) -> Preset:
+    """``preset`` turned into notebook 04's reward-hacking demonstration: GSM8K (out of the
+    small model's reach), :data:`FORMAT_HEAVY_WEIGHTS`, the ``<think>`` prefill, and a few
+    short, fast steps at a high learning rate, so that ``tag_count`` saturates in minutes."""
+    return replace(preset, name=f"{preset.name}-reward-hack", task="gsm8k", think_prefill=True,
+                   reward_weights=dict(FORMAT_HEAVY_WEIGHTS), num_generations=4,
+                   per_device_train_batch_size=8, gradient_accumulation_steps=1,
+                   max_completion_length=min(preset.max_completion_length, 48),
+                   learning_rate=5e-4, num_prompts=64, save_steps=100,
+                   max_steps=2 if preset.name == "smoke" else 8)
 
 
 def default_preset_name(mode: str | None = None) -> str:
@@ -200,7 +228,7 @@ KNOB_NOTES = {
     "max_completion_length": "tokens sampled per answer; longer ones are cut (clipped_ratio)",
     "learning_rate": "LoRA's best rate is ~10x full fine-tuning's (GRPO full FT: ~1e-6)",
     "loss_type": "how token losses are averaged: dr_grpo/dapo avoid GRPO's length bias",
-    "beta": "KL penalty to the starting model; 0 skips the reference model (saves memory)",
+    "beta": "KL penalty to the starting model; 0 skips the reference pass (saves compute)",
     "temperature": "sampling temperature; groups need diverse answers to learn",
     "precision": "fp16 on T4 (no bf16), bf16 on Ampere+, fp32 on CPU",
     "optim": "paged 8-bit AdamW keeps optimizer state small on a 15 GiB GPU",
@@ -212,7 +240,8 @@ KNOB_NOTES = {
     "lora": "LoRA rank / alpha on all attention and MLP projections",
     "reward_weights": "weights of the rewards (None = utils.rewards.DEFAULT_WEIGHTS)",
     "use_vllm": "vLLM generation: L4/A100 (Ampere+, driver >= 580); the T4 has none",
-    "think_prefill": "answer prefilled with '<think>' (not in R1-Zero's template): cpu only",
+    "think_prefill": "answer prefilled with '<think>' (not in R1-Zero's template)",
+    "task": "what the run trains on: GSM8K, or a rung of utils.tasks (cpu: one_step)",
 }
 
 
@@ -270,12 +299,31 @@ def train_prompts(tokenizer, max_prompt_length: int, n: int | None = None, seed:
     """
     from utils.data import load_gsm8k
 
-    dataset = load_gsm8k("train", n=n, seed=seed, path=path)
+    return _fitting(load_gsm8k("train", n=n, seed=seed, path=path), tokenizer, max_prompt_length,
+                    think_prefill, "GSM8K")
+
+
+def preset_prompts(tokenizer, preset: Preset, seed: int = 42,
+                   path: str | os.PathLike | None = None):
+    """The train prompts of ``preset.task``: GSM8K (:func:`train_prompts`) or a rung of
+    :mod:`utils.tasks` (train split, same columns), ``preset.num_prompts`` of them, filtered
+    and prefilled the same way. The cpu preset trains on ``one_step``: on GSM8K SmolLM2-135M is
+    almost never right, so an accuracy reward has no spread to learn from."""
+    if preset.task == "gsm8k":
+        return train_prompts(tokenizer, preset.max_prompt_length, n=preset.num_prompts,
+                             seed=seed, path=path, think_prefill=preset.think_prefill)
+    from utils.tasks import task_dataset
+
+    return _fitting(task_dataset(preset.task, "train", n=preset.num_prompts, seed=seed),
+                    tokenizer, preset.max_prompt_length, preset.think_prefill, preset.task)
+
+
+def _fitting(dataset, tokenizer, max_prompt_length: int, think_prefill: bool, name: str):
     if think_prefill:
         dataset = dataset.map(lambda row: {"prompt": prefill_think(tokenizer, row["prompt"])})
     kept = dataset.filter(lambda row: prompt_length(tokenizer, row["prompt"]) <= max_prompt_length)
     if len(kept) == 0:
-        raise ValueError(f"no GSM8K prompt fits in max_prompt_length={max_prompt_length} tokens")
+        raise ValueError(f"no {name} prompt fits in max_prompt_length={max_prompt_length} tokens")
     return kept
 
 
