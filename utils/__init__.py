@@ -31,7 +31,7 @@ tasks          04 06     a ladder of word problems inside a small model's reach,
 cpu_demo       04 06     make cpu-demo: SmolLM2-135M improves in minutes on a CPU, SFT vs RL
 evaluation     05 06     the GSM8K harness: generate, grade, summarise, compare, plot
 evaluate       05        python -m utils.evaluate: the harness from the command line
-stats          05 06     Wilson interval, pass@k, majority vote, McNemar, paired bootstrap
+stats          04 05 06  Wilson interval, pass@k, majority vote, McNemar, paired bootstrap
 post_training  06        rejection sampling fine-tuning, distillation, test-time compute
 reflection     06        the "aha moment", measured: reflection phrases and response length
 mismatch       06        the sampler/trainer log-prob gap: per-token gaps, histogram, plot
