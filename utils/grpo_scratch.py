@@ -177,19 +177,24 @@ def grpo_loss(model, batch: Rollout, group_size: int, temperature: float = 1.0,
     advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
     logp = token_logprobs(model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids,
                           batch.completion_mask, temperature, share_prefix, group_size)
-    is_weights = None
-    if batch.sampler_logp is not None:
-        is_weights, metrics = rl.rollout_is_weights(logp.detach(), batch.sampler_logp,
-                                                    batch.completion_mask,
-                                                    mode=correction or "sequence_mask",
-                                                    clip_max=correction_cap)
-        batch.metrics.update(metrics)
-        if correction is None:  # measured, not applied
-            is_weights = None
+    is_weights, metrics = _correction(logp, batch, correction, correction_cap)
+    batch.metrics.update(metrics)
     loss = rl.grpo_loss(logp, None, None, advantages, batch.completion_mask, epsilon_low=epsilon,
                         epsilon_high=epsilon_high, loss_type=loss_type,
                         max_completion_length=max_completion_length, is_weights=is_weights)
     return loss, advantages
+
+
+def _correction(logp: torch.Tensor, batch: Rollout, correction: str | None,
+                cap: float) -> tuple[torch.Tensor | None, dict[str, float]]:
+    """The IS weights for ``batch`` (None when it has no sampler log-probs or ``correction`` is
+    None: then the mismatch is measured, not applied) and the mismatch figures."""
+    if batch.sampler_logp is None:
+        return None, {}
+    weights, metrics = rl.rollout_is_weights(logp.detach(), batch.sampler_logp,
+                                             batch.completion_mask,
+                                             mode=correction or "sequence_mask", clip_max=cap)
+    return (weights if correction is not None else None), metrics
 
 
 def _rows(batch: Rollout, rows: slice) -> Rollout:
@@ -219,19 +224,12 @@ def grpo_backward(model, batch: Rollout, group_size: int, rows_per_pass: int = 1
         chunk = _rows(batch, rows)
         logp = token_logprobs(model, chunk.prompt_ids, chunk.prompt_mask, chunk.completion_ids,
                               chunk.completion_mask, temperature, True, group_size)
-        is_weights = None
-        if chunk.sampler_logp is not None:
-            is_weights, part = rl.rollout_is_weights(logp.detach(), chunk.sampler_logp,
-                                                     chunk.completion_mask,
-                                                     mode=correction or "sequence_mask",
-                                                     clip_max=correction_cap)
-            share = float(chunk.completion_mask.sum() / tokens_total)
-            for key, value in part.items():  # min and max over passes, means weighted
-                metrics[key] = (min(metrics.get(key, value), value) if key.endswith("/min") else
-                                max(metrics.get(key, value), value) if key.endswith("/max") else
-                                metrics.get(key, 0.0) + share * value)
-            if correction is None:
-                is_weights = None
+        is_weights, part = _correction(logp, chunk, correction, correction_cap)
+        share = float(chunk.completion_mask.sum() / tokens_total)
+        for key, value in part.items():  # min and max over passes, means weighted
+            metrics[key] = (min(metrics.get(key, value), value) if key.endswith("/min") else
+                            max(metrics.get(key, value), value) if key.endswith("/max") else
+                            metrics.get(key, 0.0) + share * value)
         loss = rl.grpo_loss(logp, None, None, advantages[rows], chunk.completion_mask,
                             epsilon_low=epsilon, epsilon_high=epsilon_high, loss_type=loss_type,
                             max_completion_length=max_completion_length, is_weights=is_weights)
