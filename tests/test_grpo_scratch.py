@@ -127,3 +127,32 @@ def test_backward_in_passes_gives_the_one_pass_gradients(loss_type):
     for key in ("sampling/sampling_logp_difference/max", "sampling/importance_sampling_ratio/min",
                 "sampling/importance_sampling_ratio/max", "sampling/sampling_logp_difference/mean"):
         assert batch.metrics[key] == pytest.approx(metrics[key], rel=1e-3)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_backward_skips_groups_without_spread_and_keeps_the_gradients(loss_type):
+    from utils.models import load_for_inference
+    from utils.prompts import build_messages
+
+    model, tokenizer = load_for_inference("smoke")
+    questions = ["What is 2 + 3?", "Tom has 4 apples and buys 7 more. How many now?", "1 + 1?"]
+    batch = grpo_scratch.rollout(model, tokenizer, [build_messages(q) for q in questions],
+                                 ["5", "11", "2"], 2, 6, seed=0, precision="fp32")
+    batch.rewards = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.5, 0.0])  # the middle group: no spread
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    loss, _ = grpo_scratch.grpo_loss(model, batch, 2, loss_type=loss_type, share_prefix=True)
+    loss.backward()
+    whole = [p.grad.clone() for p in params]
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: seen.append(args[0].shape[0]))
+    model.zero_grad()
+    try:
+        value = grpo_scratch.grpo_backward(model, batch, 2, rows_per_pass=2, loss_type=loss_type)
+    finally:
+        hook.remove()
+    assert value == pytest.approx(loss.item(), abs=1e-6)
+    for a, b in zip(whole, (p.grad for p in params)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    assert max(seen) <= 2 and sum(s for s in seen if s == 2) == 4  # 2 groups x 2 rows ran, not 3

@@ -197,12 +197,16 @@ def _correction(logp: torch.Tensor, batch: Rollout, correction: str | None,
     return (weights if correction is not None else None), metrics
 
 
-def _rows(batch: Rollout, rows: slice) -> Rollout:
-    """Rows ``rows`` of a rollout, padded widths unchanged (so every chunk normalises alike)."""
-    logp = None if batch.sampler_logp is None else batch.sampler_logp[rows]
-    return Rollout(batch.prompt_ids[rows], batch.prompt_mask[rows], batch.completion_ids[rows],
-                   batch.completion_mask[rows], batch.texts[rows], batch.rewards[rows],
-                   batch.scores[rows], logp, batch.precision)
+def _rows(batch: Rollout, rows: torch.Tensor) -> Rollout:
+    """Rows ``rows`` (indices) of a rollout, the completion columns none of them uses trimmed:
+    padding costs a forward and backward pass and adds nothing."""
+    width = int(batch.completion_mask[rows].sum(1).max().clamp(min=1))
+    index = rows.tolist()
+    logp = None if batch.sampler_logp is None else batch.sampler_logp[rows, :width]
+    return Rollout(batch.prompt_ids[rows], batch.prompt_mask[rows],
+                   batch.completion_ids[rows, :width], batch.completion_mask[rows, :width],
+                   [batch.texts[i] for i in index], batch.rewards[rows],
+                   [batch.scores[i] for i in index], logp, batch.precision)
 
 
 def grpo_backward(model, batch: Rollout, group_size: int, rows_per_pass: int = 16,
@@ -214,18 +218,28 @@ def grpo_backward(model, batch: Rollout, group_size: int, rows_per_pass: int = 1
     """:func:`grpo_loss` and its backward pass over whole groups of about ``rows_per_pass`` rows
     at a time: the gradients of one pass over the batch with a fraction of its activation memory.
     Returns the loss; the mismatch figures go to ``batch.metrics``, averaged over the passes by
-    their token counts. What ``make cpu-demo`` (04 §6c) runs as its GRPO step."""
+    their token counts (of the groups trained on). Groups whose advantages are all zero are
+    not run: with ``beta = 0`` their loss and gradient are exactly zero, and the normalisation
+    still counts them, so the gradients equal one pass over the whole batch. What
+    ``make cpu-demo`` (04 §6c) runs as its GRPO step."""
     advantages = rl.group_advantages(batch.rewards, group_size, scale=scale_rewards)
     step = max(group_size, rows_per_pass // group_size * group_size)
     rows_total, tokens_total = len(batch.rewards), batch.completion_mask.sum().clamp(min=1)
+    if max_completion_length is None:  # dr_grpo's constant: the batch's width, not a chunk's
+        max_completion_length = batch.completion_ids.shape[1]
+    # a group whose advantages are all 0 adds exactly 0 to the loss and its gradient (beta = 0):
+    # skipped, while the normalisation still counts its rows and tokens
+    live = advantages.view(-1, group_size).ne(0).any(1).repeat_interleave(group_size)
+    order = live.nonzero().squeeze(1)
+    live_tokens = batch.completion_mask[order].sum().clamp(min=1)
     total, metrics = 0.0, {}
-    for start in range(0, rows_total, step):
-        rows = slice(start, start + step)
+    for start in range(0, len(order), step):
+        rows = order[start:start + step]
         chunk = _rows(batch, rows)
         logp = token_logprobs(model, chunk.prompt_ids, chunk.prompt_mask, chunk.completion_ids,
                               chunk.completion_mask, temperature, True, group_size)
         is_weights, part = _correction(logp, chunk, correction, correction_cap)
-        share = float(chunk.completion_mask.sum() / tokens_total)
+        share = float(chunk.completion_mask.sum() / live_tokens)
         for key, value in part.items():  # min and max over passes, means weighted
             metrics[key] = (min(metrics.get(key, value), value) if key.endswith("/min") else
                             max(metrics.get(key, value), value) if key.endswith("/max") else
