@@ -16,13 +16,13 @@ construction), so the course reads these instead, all logged by TRL every loggin
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from utils.rewards import completion_text
 from utils.toy_tasks import smooth
-from utils.training import read_log_history
+from utils.training import compact_completion_log, read_log_history  # noqa: F401 (re-exported)
 
 moving_average = smooth  # the name utils.cpu_demo imports: one trailing average, in toy_tasks
 
@@ -210,14 +210,9 @@ def sampled_completions(output_dir: str | os.PathLike, every: int = 10, per_step
     if not frames:
         return pd.DataFrame(columns=["step", "prompt", "completion", "advantage"])
     table = pd.concat(frames, ignore_index=True)
-    table["completion"] = table["completion"].map(_completion_text)
+    table["completion"] = table["completion"].map(  # parquet holds arrays, not lists
+        lambda c: completion_text(c if isinstance(c, str) else list(c)))
     return table.drop(columns=["prompt"])
-
-
-def _completion_text(completion) -> str:
-    from utils.rewards import completion_text
-
-    return completion_text(list(completion) if not isinstance(completion, str) else completion)
 
 
 def load_run(output_dir: str | os.PathLike) -> list[dict]:
@@ -227,46 +222,3 @@ def load_run(output_dir: str | os.PathLike) -> list[dict]:
     if not history:
         raise FileNotFoundError(f"no log_history.json in {output_dir}: has the run logged a step?")
     return history
-
-
-@contextmanager
-def compact_completion_log(every: int = 10, width: int = 150) -> Iterator[None]:
-    """While training, replace TRL's per-step rich table of completions with two short lines.
-
-    With ``log_completions=True`` TRL prints a full-width table (the whole prompt, every
-    completion) at each logging step: ~900 px a step in a notebook, which buries everything else.
-    The completions are still saved to ``output_dir/completions/*.parquet`` (see
-    :func:`sampled_completions`); this prints, at step 1 and every ``every`` steps, the best and
-    the worst completion of the step by advantage, cut to ``width`` characters.
-    """
-    import sys
-
-    import trl.trainer.grpo_trainer as grpo_module
-
-    original = grpo_module.print_prompt_completions_sample
-    # Unsloth compiles its own GRPOTrainer module, which imports the printer by name: patch every
-    # module holding TRL's function (read from module dicts: lazy modules must not import here).
-    holders = [module for module in list(sys.modules.values())
-               if vars(module).get("print_prompt_completions_sample", None) is original]
-
-    def compact(prompts, completions, rewards, advantages, step, num_samples=None, extra=None):
-        if step != 1 and step % every:
-            return
-        advantages = list(advantages)
-        if not advantages:
-            return
-        totals = [sum(values[i] for values in rewards.values() if values[i] is not None)
-                  for i in range(len(advantages))]
-        order = sorted(range(len(advantages)), key=advantages.__getitem__)
-        for label, i in (("best", order[-1]), ("worst", order[0])):
-            text = " ".join(_completion_text(completions[i]).split())
-            print(f"step {step:>4} {label:<5} reward {totals[i]:5.2f}  advantage "
-                  f"{advantages[i]:+.2f}  {text[:width]!r}")
-
-    for module in holders:
-        module.print_prompt_completions_sample = compact
-    try:
-        yield
-    finally:
-        for module in holders:
-            module.print_prompt_completions_sample = original

@@ -31,7 +31,7 @@ from utils.grader import (  # noqa: F401 - the grader's entry points, by the nam
     parse_number,
     read_quantity,
 )
-from utils.grader.locate import _safe
+from utils.grader.locate import never_raise
 from utils.prompts import ANSWER_CLOSE, ANSWER_OPEN, TAGS, THINK_CLOSE, THINK_OPEN
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def accuracy_reward(completions: Any, answer: Any = None, **kwargs: Any) -> list
     rewards = []
     for i, completion in enumerate(completions):
         gold = golds[i] if i < len(golds) else None
-        rewards.append(1.0 if _safe(is_correct, completion, gold, questions[i]) else 0.0)
+        rewards.append(1.0 if never_raise(is_correct, completion, gold, questions[i]) else 0.0)
     return rewards
 
 
@@ -70,7 +70,7 @@ def _questions(question: Any, prompts: Any, count: int) -> list[str]:
     for source, read in ((question, lambda q: q if isinstance(q, str) else ""),
                          (prompts, _question_of)):
         if isinstance(source, list | tuple) and len(source) == count:
-            return [_safe(read, item) or "" for item in source]
+            return [never_raise(read, item) or "" for item in source]
     return [""] * count
 
 
@@ -146,7 +146,7 @@ def strict_format_reward(completions: Any, **kwargs: Any) -> list[float]:
     after but whitespace, reasoning with words or digits, and one readable number in the answer
     slot (right or wrong: correctness is the accuracy reward's job). Taught in 03 §2.
     """
-    return [1.0 if _safe(_strict_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
+    return [1.0 if never_raise(_strict_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
 
 
 def soft_format_reward(completions: Any, **kwargs: Any) -> list[float]:
@@ -156,7 +156,7 @@ def soft_format_reward(completions: Any, **kwargs: Any) -> list[float]:
     them are free. Gentler than :func:`strict_format_reward` for small models early in training.
     Taught in 03 §2.
     """
-    return [1.0 if _safe(_soft_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
+    return [1.0 if never_raise(_soft_format, completion_text(c)) else 0.0 for c in _as_list(completions)]
 
 
 TRAILING_PENALTY_PER_CHAR, MAX_TRAILING_PENALTY = 0.001, 0.25
@@ -185,7 +185,7 @@ def tag_count_reward(completions: Any, **kwargs: Any) -> list[float]:
     ``</answer>`` costs 0.001 per character, at most 0.25, so rambling on never pays.
     Taught in 03 §2.
     """
-    return [float(_safe(_tag_count, completion_text(c))) for c in _as_list(completions)]
+    return [float(never_raise(_tag_count, completion_text(c))) for c in _as_list(completions)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ import functools
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -573,7 +574,6 @@ def train(model, tokenizer, preset: Preset, dataset, output_dir: str | os.PathLi
         print(f"resume: no checkpoint in {output_dir}, starting from step 0")
     elif checkpoint:
         print(f"resume: continuing from {checkpoint}")
-    from utils.health import compact_completion_log  # health imports this module: not at the top
 
     with compact_completion_log(every=10):  # two short lines instead of TRL's per-step table
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -648,3 +648,52 @@ def answer(model, tokenizer, question: str, max_new_tokens: int = 256,
     finally:
         model.train(was_training)
     return (THINK_PREFILL if think_prefill else "") + completion.text
+
+
+def _completion_text(completion) -> str:
+    from utils.rewards import completion_text
+
+    return completion_text(list(completion) if not isinstance(completion, str) else completion)
+
+
+@contextmanager
+def compact_completion_log(every: int = 10, width: int = 150) -> Iterator[None]:
+    """While training, replace TRL's per-step rich table of completions with two short lines.
+
+    With ``log_completions=True`` TRL prints a full-width table (the whole prompt, every
+    completion) at each logging step: ~900 px a step in a notebook, which buries everything else.
+    The completions are still saved to ``output_dir/completions/*.parquet`` (see
+    :func:`utils.health.sampled_completions`); this prints, at step 1 and every ``every`` steps, the best and
+    the worst completion of the step by advantage, cut to ``width`` characters.
+    """
+    import sys
+
+    import trl.trainer.grpo_trainer as grpo_module
+
+    original = grpo_module.print_prompt_completions_sample
+    # Unsloth compiles its own GRPOTrainer module, which imports the printer by name: patch every
+    # module holding TRL's function (read from module dicts: lazy modules must not import here).
+    holders = [module for module in list(sys.modules.values())
+               if vars(module).get("print_prompt_completions_sample", None) is original]
+
+    def compact(prompts, completions, rewards, advantages, step, num_samples=None, extra=None):
+        if step != 1 and step % every:
+            return
+        advantages = list(advantages)
+        if not advantages:
+            return
+        totals = [sum(values[i] for values in rewards.values() if values[i] is not None)
+                  for i in range(len(advantages))]
+        order = sorted(range(len(advantages)), key=advantages.__getitem__)
+        for label, i in (("best", order[-1]), ("worst", order[0])):
+            text = " ".join(_completion_text(completions[i]).split())
+            print(f"step {step:>4} {label:<5} reward {totals[i]:5.2f}  advantage "
+                  f"{advantages[i]:+.2f}  {text[:width]!r}")
+
+    for module in holders:
+        module.print_prompt_completions_sample = compact
+    try:
+        yield
+    finally:
+        for module in holders:
+            module.print_prompt_completions_sample = original

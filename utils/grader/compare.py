@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from utils.grader import units
-from utils.grader.locate import _WORD_RE, _final_reading, _Reading, _safe, completion_text
+from utils.grader.locate import _WORD_RE, _final_reading, _Reading, completion_text, never_raise
 from utils.grader.numerals import Quantity, parse_number
 
 _PERCENT_RE = re.compile(r"%|\bpercent|\bper cent|\bpor ciento|\bpour cent|\bper cento"
@@ -105,13 +105,14 @@ def is_correct(completion: Any, gold: Any, question: str | None = None) -> bool:
     No tolerance and no percent rescaling: ``0.2`` is not ``20``, ``17.99`` is not ``18``. With the
     ``question`` the unit rules of the policy use it ("how many minutes", "what percent").
     """
-    gold_value = _safe(_gold_value, gold) if isinstance(gold, str) else _safe(parse_number, gold)
+    gold_value = (never_raise(_gold_value, gold) if isinstance(gold, str)
+                  else never_raise(parse_number, gold))
     if not isinstance(gold_value, Fraction):  # None, or 0 from a failed parse
         return False
     text = completion_text(completion)
     question = question if isinstance(question, str) else ""
-    reading = _safe(_final_reading, text, question)
+    reading = never_raise(_final_reading, text, question)
     if not isinstance(reading, _Reading):
         return False
-    return _safe(_same_quantity, reading.quantity, gold_value, text, question) is True
+    return never_raise(_same_quantity, reading.quantity, gold_value, text, question) is True
 

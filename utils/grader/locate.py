@@ -593,7 +593,7 @@ def extract_final_answer(text: Any, question: str | None = None) -> str | None:
     when, given the ``question``, the answer only restates it. An answer stated with its working
     is its result. (Lower-cased when it comes from a phrase: "The answer is Eighteen".)
     """
-    reading = _safe(_final_reading, completion_text(text),
+    reading = never_raise(_final_reading, completion_text(text),
                     question if isinstance(question, str) else "")
     return reading.text if isinstance(reading, _Reading) else None
 
@@ -624,7 +624,7 @@ def completion_text(completion: Any) -> str:
 
 
 
-def _safe(function: Callable, *args: Any) -> Any:
+def never_raise(function: Callable, *args: Any) -> Any:
     """Run a reward rule; an unexpected error gives 0 (no reward) rather than crash a training run."""
     try:
         return function(*args)
