@@ -207,7 +207,10 @@ def result_text(name: str) -> str:
                 f"{_pct(rec['after']['strict_format'])}, {rec['minutes']:.1f} min")
     if name == "fresh":
         rec = record("fresh")
-        return rec["summary"] if rec else f"not measured yet: `{RECORD_COMMANDS['fresh']}`"
+        if rec is None:
+            return f"not measured yet: `{RECORD_COMMANDS['fresh']}`"
+        return (f"{rec['summary']}: the two adapters of the seed-{rec.get('seed', 0)} run "
+                f"(`{rec.get('run', 'runs/cpu-demo')}`)")
     raise KeyError(f"unknown results block {name!r} (scripts/sync_links.py: result_text)")
 
 

@@ -249,7 +249,8 @@ def load_model(mode: str, recipe: Recipe):
 
 
 def plot_curve(curve: list[dict], path: Path, levels: dict[str, float] | None = None,
-               checkpoint_n: int | None = None) -> Path:
+               checkpoint_n: int | None = None,
+               title: str = "cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)") -> Path:
     """What GRPO learns: greedy accuracy on a fixed held-out subset at a few checkpoints, over
     the smoothed accuracy of the step's own samples, with the levels of ``levels`` (e.g. base
     and cold start on the same subset) as dashed lines.
@@ -267,7 +268,8 @@ def plot_curve(curve: list[dict], path: Path, levels: dict[str, float] | None = 
     ax.plot(steps, [r["accuracy"] for r in curve], color="tab:blue", alpha=0.25, lw=1)
     ax.plot(steps, moving_average([r["accuracy"] for r in curve], 5), color="tab:blue",
             label="sampled answers right (5-step average)")
-    held = [(0, (levels or {}).get("cold start"))] if levels and "cold start" in levels else []
+    start = (levels or {}).get("cold start", (levels or {}).get("base"))
+    held = [] if start is None else [(0, start)]
     held += [(r["step"] + 1, r["heldout_accuracy"]) for r in curve if "heldout_accuracy" in r]
     if held:
         subset = f" ({checkpoint_n} problems)" if checkpoint_n else ""
@@ -278,7 +280,7 @@ def plot_curve(curve: list[dict], path: Path, levels: dict[str, float] | None = 
         ax.annotate(name, (steps[-1] if steps else 1, value), xytext=(3, 2),
                     textcoords="offset points", color=style, fontsize=8)
     ax.set(xlabel="GRPO step", ylabel="share right", ylim=(-0.02, 1.02),
-           title="cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)")
+           title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))  # the legend below the axes, never over the data
@@ -396,9 +398,13 @@ def run(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cpu-demo",
         Path(record).write_text(json.dumps(_evaluation_record(result), indent=1) + "\n")
     if image is not None and curve:
         n = len(subset)
-        levels = {"base": sum(before["correct"][:n]) / n,
-                  "cold start": sum(cold["correct"][:n]) / n}
-        plot_curve(curve, Path(image), levels, checkpoint_n=n)
+        levels = {"base": sum(before["correct"][:n]) / n}
+        title = "cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)"
+        if recipe.cold_start:
+            levels["cold start"] = sum(cold["correct"][:n]) / n
+        else:  # R1-Zero: no cold start, RL from the base model
+            title = "R1-Zero on a CPU: GRPO from the base model, no cold start (SmolLM2-135M)"
+        plot_curve(curve, Path(image), levels, checkpoint_n=n, title=title)
     print(line, flush=True)
     return result
 
@@ -421,6 +427,7 @@ def compare_on_fresh(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cp
         raise SystemExit(f"no {', '.join(missing)} in {output_dir}: run `make cpu-demo` first")
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
     recipe = json.loads((output_dir / "result.json").read_text())["recipe"]
+    recipe_seed = recipe.get("seed", 0)
     recipe = replace(RECIPES[mode], **{k: v for k, v in recipe.items()
                                        if k in ("eval_max_new_tokens", "eval_batch")})
     results = {}
@@ -436,7 +443,8 @@ def compare_on_fresh(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cp
     if record is not None:
         Path(record).parent.mkdir(parents=True, exist_ok=True)
         Path(record).write_text(json.dumps({
-            "summary": line, "n": len(rows), "fixed": test.only_b, "broken": test.only_a,
+            "summary": line, "run": str(output_dir), "seed": recipe_seed,
+            "n": len(rows), "fixed": test.only_b, "broken": test.only_a,
             "p_value": test.p_value, "machine": machine(),
             "cold_start": _pct(results["cold_start_adapter"]["correct"]) / 100,
             "grpo": _pct(results["adapter"]["correct"]) / 100}, indent=1) + "\n")

@@ -697,7 +697,7 @@ class Run:
 
 def load_run(directory: str | Path) -> Run:
     """An evaluation run (``samples.jsonl`` and ``summary.json``) as a :class:`Run`; a training
-    run's log history is :func:`utils.health.load_run`."""
+    run's log history is :func:`utils.health.load_log_history`."""
     directory = Path(directory)
     summary_path = directory / SUMMARY_FILE
     if not summary_path.is_file():

@@ -215,9 +215,9 @@ def sampled_completions(output_dir: str | os.PathLike, every: int = 10, per_step
     return table.drop(columns=["prompt"])
 
 
-def load_run(output_dir: str | os.PathLike) -> list[dict]:
+def load_log_history(output_dir: str | os.PathLike) -> list[dict]:
     """A training run's log history (what ``python -m utils.train`` wrote), a list of dicts; an
-    evaluation run is :func:`utils.evaluation.load_run`."""
+    evaluation run's results are :func:`utils.evaluation.load_run`."""
     history = read_log_history(output_dir)
     if not history:
         raise FileNotFoundError(f"no log_history.json in {output_dir}: has the run logged a step?")
