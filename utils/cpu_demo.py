@@ -248,9 +248,12 @@ def load_model(mode: str, recipe: Recipe):
     return model, tokenizer
 
 
+CURVE_TITLE = "cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)"
+
+
 def plot_curve(curve: list[dict], path: Path, levels: dict[str, float] | None = None,
                checkpoint_n: int | None = None,
-               title: str = "cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)") -> Path:
+               title: str = CURVE_TITLE) -> Path:
     """What GRPO learns: greedy accuracy on a fixed held-out subset at a few checkpoints, over
     the smoothed accuracy of the step's own samples, with the levels of ``levels`` (e.g. base
     and cold start on the same subset) as dashed lines.
@@ -399,7 +402,7 @@ def run(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cpu-demo",
     if image is not None and curve:
         n = len(subset)
         levels = {"base": sum(before["correct"][:n]) / n}
-        title = "cpu-demo: what GRPO adds after the cold start (SmolLM2-135M)"
+        title = CURVE_TITLE
         if recipe.cold_start:
             levels["cold start"] = sum(cold["correct"][:n]) / n
         else:  # R1-Zero: no cold start, RL from the base model
