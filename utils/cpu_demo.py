@@ -150,6 +150,18 @@ def cold_start(model, tokenizer, rows: list[dict], recipe: Recipe) -> list[float
     return losses
 
 
+def problems(recipe: Recipe) -> tuple[list[dict], list[dict], list[dict]]:
+    """The held-out problems, the cold start's worked examples and GRPO's questions. The
+    held-out ones do not depend on the seed: every seed and recipe meets the same ones; the
+    training ones never overlap them (another split) nor each other."""
+    held_out = load_task(recipe.rung, recipe.eval_split, n=recipe.eval_n, seed=0)
+    train_rung = recipe.train_rung or recipe.rung
+    train = load_task(train_rung, "train",
+                      n=recipe.sft_examples + recipe.grpo_steps * recipe.questions_per_step,
+                      seed=recipe.seed)
+    return held_out, train[:recipe.sft_examples], train[recipe.sft_examples:]
+
+
 def checkpoint_steps(recipe: Recipe) -> list[int]:
     """The GRPO steps after which the held-out subset is evaluated (the last step included)."""
     if recipe.checkpoints <= 0 or recipe.grpo_steps == 0:
@@ -353,13 +365,7 @@ def run(mode: str = "cpu", output_dir: str | os.PathLike = "runs/cpu-demo",
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model(mode, recipe)
-    # the held-out problems do not depend on the seed: every seed and recipe meets the same ones
-    held_out = load_task(recipe.rung, recipe.eval_split, n=recipe.eval_n, seed=0)
-    sft_rows = load_task(recipe.train_rung or recipe.rung, "train", n=recipe.sft_examples,
-                         seed=recipe.seed)
-    grpo_rows = load_task(recipe.train_rung or recipe.rung, "train",
-                          n=recipe.sft_examples + recipe.grpo_steps * recipe.questions_per_step,
-                          seed=recipe.seed)[recipe.sft_examples:]
+    held_out, sft_rows, grpo_rows = problems(recipe)
     print(f"cpu-demo ({mode}): {recipe.rung}, {len(held_out)} held-out problems "
           f"({recipe.eval_split} split)", flush=True)
     before = evaluate(model, tokenizer, held_out, recipe)

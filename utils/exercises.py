@@ -1,21 +1,13 @@
 """Self-checking exercises: a check says right or wrong and never prints the answer.
 
-Every notebook ends with exercises in the same shape:
-
-- The exercise cell leaves the learner's slot empty (``answer = None`` or a function whose body is
-  ``raise NotImplementedError``), so Run All passes and the check reports "not attempted yet".
-- :func:`check_answer` compares a value with a *digest* of the expected one (a SHA-256 of its
-  rounded, canonical form), so the notebook's source does not give the answer away.
-- :func:`check_property` accepts any value with a property, for open exercises ("write a
-  completion that earns 0.75 tag credit"): there is no single answer to compare with.
-- :func:`check_function` runs the learner's function on a few inputs against the course's own
-  implementation in ``utils`` (the one the notebook taught) and reports the first mismatch by
-  its input, not by the expected output.
-- Worked solutions live in ``notebooks/solutions/NN_topic_solutions.ipynb``; they call the same
-  checks with ``assert``, so the test suite proves that every check accepts its solution.
-
-The checks never raise on a wrong or missing answer: a workshop participant who runs all cells
-must get to the end of the notebook.
+An exercise cell leaves the learner's slot empty (``answer = None``, or a body that raises
+``NotImplementedError``), so Run All passes and the check says "not attempted yet".
+:func:`check_answer` compares with a SHA-256 *digest* of the rounded answer, so the source does
+not give it away; :func:`check_property` accepts any value with a property (open exercises);
+:func:`check_function` runs the learner's function against the course's own on a few inputs and
+names the first input where they differ. The solutions notebooks call the same checks with
+``assert``, so the suite proves each check accepts its solution. Checks never raise: a
+participant who runs all cells gets to the end.
 """
 
 from __future__ import annotations

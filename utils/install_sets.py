@@ -8,7 +8,7 @@ installs it with pip's progress visible. ``scripts/check_gpu_install.py`` (``mak
 check-gpu-install``) resolves every set :func:`choose` can return with pip's resolver, and
 ``tests/test_project.py`` checks that pyproject.toml pins the same versions as this file.
 
-Why the sets are what they are (resolved for CPython 3.12, November 2026):
+Why the sets are what they are (CPython 3.12; the resolver runs: docs/gpu_install.md):
 
 - **Keep the runtime's torch where the stack allows**, as Unsloth's own notebooks do: Colab's
   torch is built for Colab's CUDA driver, and replacing it means ~3 GB of wheels and a restart.

@@ -1,16 +1,11 @@
 """The sampler/trainer mismatch, made visible: how far the log-probs a fast sampler recorded are
 from the ones the trainer computes for the same tokens, per token and per sequence.
 
-Real RL systems sample with one engine (vLLM, SGLang: bf16, their own kernels) and train with
-another (FSDP, Megatron, or here the fp32 PyTorch model), so even with the same weights the two
-disagree slightly and the update is slightly off-policy. Notebook 06 measures that gap on the
-course's own bf16 sampler (:mod:`utils.sampling`). These helpers only describe the gap; the
-correction itself, and the sequence-level ratio, are :func:`utils.rl.rollout_is_weights`
-(TRL's), applied by :func:`utils.grpo_scratch.grpo_loss`.
-
-What it leaves out on purpose: any statistic TRL does not log (KL or chi-square between the two
-policies, effective sample size); the notebook shows the gap and the ratio, which is what the
-correction acts on.
+RL systems sample with one engine (vLLM: bf16, its own kernels) and train with another, so even
+with the same weights the two disagree slightly and the update is slightly off-policy. Notebook
+06 measures the gap on the course's bf16 sampler (:mod:`utils.sampling`); the correction is
+:func:`utils.rl.rollout_is_weights`. Left out on purpose: statistics TRL does not log (KL or
+chi-square between the two policies, effective sample size).
 """
 
 from __future__ import annotations
@@ -37,10 +32,8 @@ def token_gaps(trainer_logp: Tensor, sampler_logp: Tensor, mask: Tensor) -> Tens
 
 
 def gap_histogram(gaps: Tensor, low: int = -9, high: int = 1) -> dict:
-    """Counts of ``|gap|`` per decade, from ``10**low`` to ``10**high``: the data of the
-    histogram the notebook draws on a log axis. Exact zeros (the two agree to the last bit)
-    cannot sit on a log axis and are counted apart; values outside the range go to the end
-    bins."""
+    """Counts of ``|gap|`` per decade from ``10**low`` to ``10**high`` (outside: the end bins),
+    for a log-axis histogram; exact zeros cannot sit on a log axis and are counted apart."""
     if low >= high:
         raise ValueError(f"gap_histogram: low ({low}) must be below high ({high})")
     size = gaps.abs().double().flatten()
@@ -93,7 +86,7 @@ def plot_mismatch(token: dict[str, Tensor], sequence: dict[str, Tensor], cap: fl
 
 def describe(gaps: Tensor) -> str:
     """One line: how many tokens, the mean and largest ``|gap|``, and the share of tokens
-    whose ratio is more than 1% from 1 (``|gap| > log 1.01``)."""
+    whose ratio is off 1 by more than a hundredth (``|gap| > log 1.01``)."""
     size = gaps.abs()
     if not size.numel():
         return "no tokens"

@@ -130,7 +130,7 @@ def smollm2_gguf_path() -> Path:
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
-    """De-quantize a GGUF file into a plain fp32 transformers checkpoint (about 20 s, once).
+    """De-quantize a GGUF file into a plain fp32 transformers checkpoint (once, then cached).
 
     transformers marks GGUF-loaded models as quantized and refuses to save them, so the weights
     are copied into a fresh model built from the same config without the quantization entry.

@@ -23,7 +23,7 @@ Z_95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval for a proportion ``successes / n`` (95% with the default ``z``).
 
-    Unlike ``p +- 1.96 SE`` it stays inside [0, 1] and is honest at 0%, 100% and small n.
+    Unlike ``p +- 1.96 SE`` it stays inside [0, 1] and is honest at proportions of 0 and 1 and at small n.
     ``successes`` may be fractional (rates times ``n``); ``n = 0`` gives ``(0.0, 1.0)``.
     Taught in 05 §4.
     """

@@ -1,6 +1,6 @@
 """A ladder of math word problems inside a small model's reach, with exact gold answers.
 
-GSM8K is out of reach for SmolLM2-135M (about 0-2% right), so every GRPO group on it scores the
+GSM8K is out of reach for SmolLM2-135M (almost never right, docs/experiments.md), so every GRPO group on it scores the
 same and RL has nothing to learn from. This module gives easier rungs in the same format (same
 prompt, same ``<think>``/``<answer>`` tags, same rewards from :mod:`utils.rewards`):
 

@@ -9,7 +9,7 @@ same functions:
 - :func:`get_preset` picks the knobs for the hardware (T4, L4, A100/H100, cpu, smoke) and
   :func:`grpo_config` turns a preset into TRL's ``GRPOConfig``.
 - :func:`preset_prompts` gives the preset's train prompts (:func:`train_prompts` for GSM8K)
-  that fit its prompt budget (TRL no longer truncates prompts, so an over-long one would
+  that fit its prompt budget (TRL 1.x does not truncate prompts, so an over-long one would
   overflow the context).
 - :func:`train` builds the trainer with the rewards of :mod:`utils.rewards`, runs it with
   checkpoints, writes ``log_history.json`` after every logging step, and resumes after a
@@ -293,7 +293,7 @@ def train_prompts(tokenizer, max_prompt_length: int, n: int | None = None, seed:
                   path: str | os.PathLike | None = None, think_prefill: bool = False):
     """GSM8K train rows whose prompt fits in ``max_prompt_length`` tokens.
 
-    TRL 1.x no longer truncates prompts, so a long question would push the completion past the
+    TRL 1.x does not truncate prompts, so a long question would push the completion past the
     model's context (and on vLLM fail the request). Dropping the few long ones is cleaner than
     cutting a question in half. With ``think_prefill`` the prompt is text ending in ``<think>``
     (see :func:`prefill_think`) instead of chat messages.

@@ -22,12 +22,8 @@ NAIVE_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def naive_extract_answer(text: str) -> str | None:
-    """The naive extraction: a one-line ``<answer>`` match, else the last number of the text.
-
-    Both are shortcuts seen in many quick GRPO scripts, combined here by the course: a multi-line
-    answer block does not match, and the "last number" fallback reads the reasoning (or the second
-    candidate of a hedge) as the answer.
-    """
+    """A one-line ``<answer>`` match, else the text's last number (which reads the reasoning,
+    or a hedge's second candidate, as the answer): two shortcuts of quick GRPO scripts."""
     match = NAIVE_ANSWER_RE.search(text)
     numbers = NAIVE_NUMBER_RE.findall((match.group(1) if match else text).replace(",", ""))
     return numbers[-1] if numbers else None
@@ -76,11 +72,8 @@ def last_number_correct(text: str, gold: str) -> bool:
 
 
 def math_verify_reward(completions: Any, answer: Any, **kwargs: Any) -> list[float]:
-    """math_verify with its defaults: ``verify(parse(gold), parse(completion))``.
-
-    A strong symbolic checker for one clean final answer; it is not built to refuse hedges or
-    empty answer tags. Needs ``pip install math-verify`` (a dev dependency of the course).
-    """
+    """math_verify with its defaults, ``verify(parse(gold), parse(completion))``: strong on one
+    clean final answer, not built to refuse hedges (``pip install math-verify``, a dev extra)."""
     from math_verify import parse, verify
 
     rewards = []

@@ -181,7 +181,7 @@ def _read_working(text: str, source: str, question: str = "") -> _Reading | str:
     When all its numbers but one are given in the ``question``, that one is
     the result ("There are 3 fields of 45 rows, so he has 135 rows"). When no rule finds it, a
     sentence (four words or more) states its result last: "She sells 9 eggs at $2 each for $18 a
-    day." A bare list of quantities ("2 hours 30 minutes") states none.
+    day." A bare list of quantities (``2 hours 30 minutes``) states none.
     """
     kept = compound_spans(text) if "(" in text else []  # "60 minutes (1 hour)" is one quantity
     outside = _PAREN_RE.sub(  # "20 cups (60 - 40)": the parentheses justify
