@@ -211,6 +211,11 @@ def result_text(name: str) -> str:
             return f"not measured yet: `{RECORD_COMMANDS['fresh']}`"
         return (f"{rec['summary']}: the two adapters of the seed-{rec.get('seed', 0)} run "
                 f"(`{rec.get('run', 'runs/cpu-demo')}`)")
+    if name.startswith("gpu-time-"):  # "gpu-time-t4" or "gpu-time-t4-30" (30 steps)
+        from utils.training import PRESETS, run_time
+
+        preset, _, steps = name.removeprefix("gpu-time-").partition("-")
+        return run_time(PRESETS[preset], int(steps) if steps else None)
     raise KeyError(f"unknown results block {name!r} (scripts/sync_links.py: result_text)")
 
 

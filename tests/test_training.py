@@ -28,6 +28,7 @@ from utils.training import (
     preset_prompts,
     preset_table,
     prompt_length,
+    run_time,
     read_log_history,
     reward_hack_preset,
     save_adapter,
@@ -82,6 +83,18 @@ def test_t4_preset_fits_a_t4():
     assert t4.precision == "fp16"  # a T4 has no bf16
     assert t4.gradient_checkpointing and t4.optim == "paged_adamw_8bit"
     assert t4.max_seq_length <= 1024
+
+
+def test_run_time_is_steps_times_the_step_estimate():
+    """Every GPU time in the notebooks comes from run_time (scripts/sync_links.py renders it)."""
+    t4 = PRESETS["t4"]
+    assert t4.step_seconds == (40, 90)
+    text = run_time(t4)  # 250 x 40 s = 2.78 h, 250 x 90 s = 6.25 h; a checkpoint per 10 steps
+    assert text.startswith("250 steps x 40-90 s a step = 2.8-6.2 h (an estimate)")
+    assert text.endswith("a checkpoint every 10 steps, so a disconnect costs at most 7-15 min")
+    assert run_time(t4, 30).startswith("30 steps x 40-90 s a step = 20-45 min")
+    assert all(PRESETS[name].step_seconds for name in ("t4", "l4", "a100"))
+    assert "no estimate" in run_time(PRESETS["cpu"])  # the cpu times are measured, not guessed
 
 
 def test_get_preset_overrides_and_rejects_bad_input():

@@ -84,6 +84,7 @@ class Preset:
     think_prefill: bool = False  # start the answer with "<think>\n" in the prompt (a prefill)
     task: str = "gsm8k"  # what the run trains on: GSM8K, or a rung of utils.tasks ("one_step")
     vllm_server_url: str | None = None  # e.g. "http://10.0.0.1:8000": generate on `trl vllm-serve`
+    step_seconds: tuple[float, float] | None = None  # estimated (low, high) s a step; None: cpu
 
     @property
     def prompts_per_step(self) -> int:
@@ -106,7 +107,7 @@ T4_PRESET = Preset(
     gradient_checkpointing=True, scale_rewards="none", mask_truncated_completions=True,
     warmup_ratio=0.1, lr_scheduler_type="cosine", max_grad_norm=0.1, weight_decay=0.1,
     save_steps=10, max_steps=250, use_vllm=False, gpu_memory_utilization=0.5,
-    lora=LoraSettings(rank=16, alpha=16),
+    lora=LoraSettings(rank=16, alpha=16), step_seconds=(40, 90),
 )
 """The GPU presets differ from the T4 one only where the hardware allows more (memory,
 bf16, vLLM); everything else (loss, masking, optimizer schedule) is shared on purpose.
@@ -124,7 +125,7 @@ PRESETS: dict[str, Preset] = {
         description="L4 (24 GiB, bf16): same model, two questions per step, longer answers, vLLM",
         per_device_train_batch_size=16, max_completion_length=768, precision="bf16",
         use_vllm=True,
-        max_steps=300, lora=LoraSettings(rank=32, alpha=32),
+        max_steps=300, lora=LoraSettings(rank=32, alpha=32), step_seconds=(15, 40),
     ),
     "a100": replace(
         T4_PRESET, name="a100",
@@ -134,6 +135,7 @@ PRESETS: dict[str, Preset] = {
         max_completion_length=1024, learning_rate=1e-5, precision="bf16",
         optim="adamw_torch_fused", warmup_ratio=0.05, max_grad_norm=0.2, save_steps=50,
         max_steps=500, gpu_memory_utilization=0.6, lora=LoraSettings(rank=64, alpha=64),
+        step_seconds=(15, 40),
     ),
     # The task inside SmolLM2's reach, continued from utils.cpu_demo's cold start (notebook 04,
     # section 7); 4 questions x 8 samples a step, scored 8 at a time (~2-3 GB of memory);
@@ -163,6 +165,22 @@ PRESETS: dict[str, Preset] = {
 """Presets by name. The GPU numbers follow the Unsloth GRPO notebooks for Qwen2.5-3B on a T4
 (4-bit, paged 8-bit AdamW, max_grad_norm 0.1, lr ~5e-6, cosine with warm-up); the loss is Dr.GRPO
 (no length bias, no std scaling) with truncated completions masked, as in DAPO."""
+
+def run_time(preset: Preset, steps: int | None = None) -> str:
+    """A GPU preset's run time, ``steps x estimated seconds a step`` (``preset.max_steps`` by
+    default), and what a disconnect costs: the one place the course's GPU times come from.
+    The step times are estimates from published Unsloth T4 runs, never measured here."""
+    steps = preset.max_steps if steps is None else steps
+    if preset.step_seconds is None:
+        return f"{steps} steps (no estimate: time them with benchmarks/grpo_step.py)"
+    low, high = (steps * s for s in preset.step_seconds)
+    span = (f"{low / 3600:.1f}-{high / 3600:.1f} h" if high >= 5400
+            else f"{low / 60:.0f}-{high / 60:.0f} min")
+    every = [preset.save_steps * s / 60 for s in preset.step_seconds]
+    return (f"{steps} steps x {preset.step_seconds[0]:g}-{preset.step_seconds[1]:g} s a step = "
+            f"{span} (an estimate); a checkpoint every {preset.save_steps} steps, so a "
+            f"disconnect costs at most {every[0]:.0f}-{every[1]:.0f} min")
+
 
 PRESET_FOR_MODE = {"gpu": "t4", "cpu": "cpu", "smoke": "smoke"}
 
