@@ -21,11 +21,13 @@ CHECKED_NOTEBOOKS = [
     "01_rl_foundations.ipynb",
     "02_ppo_vs_grpo.ipynb",
     "03_reward_functions.ipynb",
+    "04_grpo_training_unsloth.ipynb",
     "05_gsm8k_evaluation.ipynb",
     "06_r1_and_beyond.ipynb",
     "solutions/01_rl_foundations_solutions.ipynb",
     "solutions/02_ppo_vs_grpo_solutions.ipynb",
     "solutions/03_reward_functions_solutions.ipynb",
+    "solutions/04_grpo_training_unsloth_solutions.ipynb",
     "solutions/05_gsm8k_evaluation_solutions.ipynb",
     "solutions/06_r1_and_beyond_solutions.ipynb",
 ]
