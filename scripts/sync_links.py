@@ -161,9 +161,14 @@ def _gain(rec: dict) -> float:
     return 100 * (rec["after"]["accuracy"] - rec["after_cold_start"]["accuracy"])
 
 
+def _lr(rec: dict) -> float | None:
+    return rec.get("recipe", {}).get("learning_rate")
+
+
 def _run_row(label: str, rec: dict) -> str:
     test = rec["grpo_vs_cold_start"]
-    return (f"| {label} | {_pct(rec['before']['accuracy'])} | {_pct(rec['after_cold_start']['accuracy'])}"
+    return (f"| {label} | {_lr(rec):g} | {_pct(rec['before']['accuracy'])} | "
+            f"{_pct(rec['after_cold_start']['accuracy'])}"
             f" | {_pct(rec['after']['accuracy'])} | {_gain(rec):+.1f} | {test['fixed']} / "
             f"{test['broken']} | {test['p_value']:.2g} | {_pct(rec['after']['strict_format'])} | "
             f"{rec['minutes']:.1f} |")
@@ -178,22 +183,26 @@ def result_text(name: str) -> str:
         return (f"`{rec['summary']}` (seed 0; {rec['machine']}; {rec['torch_threads']} torch "
                 f"threads)")
     if name == "cpu-demo-seeds":
-        rows = ["| run | base | cold start | GRPO | GRPO - cold start (points) | fixed / broken "
-                "| paired p | strict format | minutes |", "|---|---|---|---|---|---|---|---|---|"]
+        rows = ["| run | GRPO lr | base | cold start | GRPO | GRPO - cold start (points) | "
+                "fixed / broken | paired p | strict format | minutes |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        from utils.cpu_demo import RECIPES
+
+        shipped = RECIPES["cpu"].learning_rate
         gains = []
         for key, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
                            ("cpu_demo_seed2", "seed 2"), ("cpu_demo_fp32", "seed 0, fp32 sampling"),
                            ("r1_zero", "seed 0, no cold start (R1-Zero)")):
             rec = record(key)
             if rec is None:
-                rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` |||||||| ")
+                rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` ||||||||| ")
                 continue
             rows.append(_run_row(label, rec))
-            if key.startswith("cpu_demo") and key != "cpu_demo_fp32":
+            if key.startswith("cpu_demo") and key != "cpu_demo_fp32" and _lr(rec) == shipped:
                 gains.append(_gain(rec))
-        if gains:
-            rows.append(f"\nMean GRPO gain over the cold start, {len(gains)} seed(s): "
-                        f"{sum(gains) / len(gains):+.1f} points.")
+        if gains:  # only the seeds run with the shipped recipe's learning rate
+            rows.append(f"\nMean GRPO gain over the cold start, {len(gains)} seed(s) of the "
+                        f"shipped recipe (lr {shipped:g}): {sum(gains) / len(gains):+.1f} points.")
         return "\n" + "\n".join(rows) + "\n"
     if name == "cpu-demo-row":
         rec = record("cpu_demo")
