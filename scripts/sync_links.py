@@ -192,8 +192,13 @@ def result_text(name: str) -> str:
         gains = []
         for key, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
                            ("cpu_demo_seed2", "seed 2"), ("cpu_demo_fp32", "seed 0, fp32 sampling"),
-                           ("r1_zero", "seed 0, no cold start (R1-Zero)")):
+                           ("r1_zero", "seed 0, no cold start (R1-Zero)"),
+                           ("cpu_demo_lr2e-4", "seed 0, before the lr search"),
+                           ("cpu_demo_seed1_lr2e-4", "seed 1, before the lr search"),
+                           ("cpu_demo_seed2_lr2e-4", "seed 2, before the lr search")):
             rec = record(key)
+            if rec is None and key.endswith("_lr2e-4"):
+                continue  # history: shown where its record is kept
             if rec is None:
                 rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` ||||||||| ")
                 continue
