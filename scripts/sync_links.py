@@ -225,6 +225,10 @@ def result_text(name: str) -> str:
             return f"not measured yet: `{RECORD_COMMANDS['fresh']}`"
         return (f"{rec['summary']}: the two adapters of the seed-{rec.get('seed', 0)} run "
                 f"(`{rec.get('run', 'runs/cpu-demo')}`)")
+    if name.startswith("gpu-hours-"):  # the span alone, for a table cell
+        from utils.training import PRESETS, run_time
+
+        return run_time(PRESETS[name.removeprefix("gpu-hours-")]).split(" = ")[1].split(" (")[0]
     if name.startswith("gpu-time-"):  # "gpu-time-t4" or "gpu-time-t4-30" (30 steps)
         from utils.training import PRESETS, run_time
 
