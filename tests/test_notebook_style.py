@@ -114,3 +114,13 @@ def test_only_the_generated_setup_cell_is_exempt():
     assert style_problems(_notebook(("code", setup), ("markdown", "text"))) == []
     edited = setup + "\n# " + "x" * 90
     assert len(style_problems(_notebook(("code", edited), ("markdown", "text")))) > 0
+
+
+def test_no_placeholder_is_left_for_a_learner_to_read():
+    """A figure still to be measured is written as such ("not measured yet: COMMAND"), never as
+    a TBD token that a run was meant to fill in."""
+    paths = sorted((ROOT / "notebooks").rglob("*.ipynb")) + [ROOT / "README.md"] \
+        + sorted((ROOT / "docs").glob("*.md"))
+    left = [str(p.relative_to(ROOT)) for p in paths
+            if "runs" not in p.parts and ("TBD_" in p.read_text() or "TODO" in p.read_text())]
+    assert not left, f"placeholders in {left}"
