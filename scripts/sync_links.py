@@ -225,15 +225,13 @@ def result_text(name: str) -> str:
             return f"not measured yet: `{RECORD_COMMANDS['fresh']}`"
         return (f"{rec['summary']}: the two adapters of the seed-{rec.get('seed', 0)} run "
                 f"(`{rec.get('run', 'runs/cpu-demo')}`)")
-    if name.startswith("gpu-hours-"):  # the span alone, for a table cell
-        from utils.training import PRESETS, run_time
+    if name.startswith(("gpu-time-", "gpu-hours-")):  # "gpu-time-t4-30": 30 steps of the t4
+        from utils.training import PRESETS, run_span, run_time
 
-        return run_time(PRESETS[name.removeprefix("gpu-hours-")]).split(" = ")[1].split(" (")[0]
-    if name.startswith("gpu-time-"):  # "gpu-time-t4" or "gpu-time-t4-30" (30 steps)
-        from utils.training import PRESETS, run_time
-
-        preset, _, steps = name.removeprefix("gpu-time-").partition("-")
-        return run_time(PRESETS[preset], int(steps) if steps else None)
+        kind, _, rest = name.removeprefix("gpu-").partition("-")
+        preset, _, steps = rest.partition("-")
+        render = run_time if kind == "time" else run_span  # hours: the span, for a table cell
+        return render(PRESETS[preset], int(steps) if steps else None)
     raise KeyError(f"unknown results block {name!r} (scripts/sync_links.py: result_text)")
 
 

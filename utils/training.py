@@ -166,16 +166,24 @@ PRESETS: dict[str, Preset] = {
 (4-bit, paged 8-bit AdamW, max_grad_norm 0.1, lr ~5e-6, cosine with warm-up); the loss is Dr.GRPO
 (no length bias, no std scaling) with truncated completions masked, as in DAPO."""
 
-def run_time(preset: Preset, steps: int | None = None) -> str:
-    """A GPU preset's run time, ``steps x estimated seconds a step`` (``preset.max_steps`` by
-    default), and what a disconnect costs: the one place the course's GPU times come from.
-    The step times are estimates from published Unsloth T4 runs, never measured here."""
-    steps = preset.max_steps if steps is None else steps
+def run_span(preset: Preset, steps: int | None = None) -> str | None:
+    """``steps`` (``preset.max_steps`` by default) times the preset's estimated step time, as
+    ``"2.8-6.2 h"`` or ``"20-45 min"``; None for a preset without an estimate."""
     if preset.step_seconds is None:
-        return f"{steps} steps (no estimate: time them with benchmarks/grpo_step.py)"
-    low, high = (steps * s for s in preset.step_seconds)
-    span = (f"{low / 3600:.1f}-{high / 3600:.1f} h" if high >= 5400
+        return None
+    low, high = ((preset.max_steps if steps is None else steps) * s for s in preset.step_seconds)
+    return (f"{low / 3600:.1f}-{high / 3600:.1f} h" if high >= 5400
             else f"{low / 60:.0f}-{high / 60:.0f} min")
+
+
+def run_time(preset: Preset, steps: int | None = None) -> str:
+    """A GPU preset's run time, ``steps x estimated seconds a step`` (:func:`run_span`), and what
+    a disconnect costs: the one place the course's GPU times come from. The step times are
+    estimates from published Unsloth T4 runs, never measured here."""
+    steps = preset.max_steps if steps is None else steps
+    span = run_span(preset, steps)
+    if span is None:
+        return f"{steps} steps (no estimate: time them with benchmarks/grpo_step.py)"
     every = [preset.save_steps * s / 60 for s in preset.step_seconds]
     return (f"{steps} steps x {preset.step_seconds[0]:g}-{preset.step_seconds[1]:g} s a step = "
             f"{span} (an estimate); a checkpoint every {preset.save_steps} steps, so a "
