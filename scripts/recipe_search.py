@@ -34,10 +34,8 @@ COLD = Path("runs/search/cold0")
 
 def main(argv: list[str]) -> None:
     name, knobs = argv[0], argv[1:]
-    recipe = replace(cpu_demo.RECIPES["cpu"], eval_split="dev", checkpoint_n=100)
-    for knob in knobs:
-        key, value = knob.split("=", 1)
-        recipe = replace(recipe, **{key: cpu_demo._knob(getattr(recipe, key), value)})
+    recipe = cpu_demo.with_knobs(
+        replace(cpu_demo.RECIPES["cpu"], eval_split="dev", checkpoint_n=100), knobs)
     cold_result = json.loads((COLD / "result.json").read_text())
     if cold_result["recipe"]["eval_split"] != "dev":
         raise SystemExit(f"{COLD} is not a dev-split cold start")

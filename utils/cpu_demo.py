@@ -482,6 +482,16 @@ def _knob(current, value: str):
     return type(current)(value)
 
 
+def with_knobs(recipe: Recipe, items: list[str]) -> Recipe:
+    """``recipe`` with ``KNOB=VALUE`` overrides (``--set``), each in its knob's type."""
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in Recipe.__dataclass_fields__:
+            raise SystemExit(f"unknown recipe knob {key!r}; knobs: {sorted(asdict(recipe))}")
+        recipe = replace(recipe, **{key: _knob(getattr(recipe, key), value)})
+    return recipe
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(RECIPES), default="cpu")
@@ -502,12 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.compare_fresh:
         compare_on_fresh(args.mode, args.output_dir, record=args.record)
         return
-    recipe = RECIPES[args.mode]
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in Recipe.__dataclass_fields__:
-            raise SystemExit(f"unknown recipe knob {key!r}; knobs: {sorted(asdict(recipe))}")
-        recipe = replace(recipe, **{key: _knob(getattr(recipe, key), value)})
+    recipe = with_knobs(RECIPES[args.mode], args.set)
     if args.seed is not None:
         recipe = replace(recipe, seed=args.seed)
     image = None if args.mode == "smoke" and args.image == parser.get_default("image") else \
