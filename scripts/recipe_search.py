@@ -36,6 +36,9 @@ def main(argv: list[str]) -> None:
     name, knobs = argv[0], argv[1:]
     recipe = cpu_demo.with_knobs(
         replace(cpu_demo.RECIPES["cpu"], eval_split="dev", checkpoint_n=100), knobs)
+    if not (COLD / "cold_start_adapter").is_dir():
+        raise SystemExit(f"no dev cold start in {COLD}: run `python -m utils.cpu_demo "
+                         f"--skip-grpo --set eval_split=dev --output-dir {COLD}` first")
     cold_result = json.loads((COLD / "result.json").read_text())
     if cold_result["recipe"]["eval_split"] != "dev":
         raise SystemExit(f"{COLD} is not a dev-split cold start")
