@@ -21,8 +21,10 @@ from utils.training import (
     _torch_chunked_logprobs,
     answer,
     ensure_logprob_kernel,
+    build_trainer,
     get_preset,
     grpo_config,
+    lean_rollout,
     last_checkpoint,
     prefill_think,
     preset_prompts,
@@ -321,3 +323,67 @@ def test_a_prefilled_run_trains_on_text_prompts(tmp_path, prompts):
     # TRL scored each completion with the prefilled "<think>\n" in front of it
     expected = tag_count_reward([THINK_PREFILL + text for text in table["completion"]])
     assert table["tag_count_reward"].tolist() == pytest.approx(expected)
+
+
+def test_lean_rollout_gives_trl_one_completion_per_entry_from_the_policy(policy, prompts):
+    """TRL's rollout_func contract: one completion per (repeated) prompt, the sampler's log-probs
+    beside it; in fp32 those log-probs are the policy's own (no off-policy gap)."""
+    from types import SimpleNamespace
+
+    from utils.grpo_scratch import pad_rows, token_logprobs
+
+    model, tokenizer = policy
+    preset = replace(SMOKE, num_generations=3, max_completion_length=5, temperature=1.0)
+    entries = [prompts[i]["prompt"] for i in range(2) for _ in range(3)]
+    out = lean_rollout(preset, precision="fp32")(entries, SimpleNamespace(
+        processing_class=tokenizer, model=model))
+    assert len(out["prompt_ids"]) == len(out["completion_ids"]) == len(out["logprobs"]) == 6
+    assert out["prompt_ids"][0] == out["prompt_ids"][2] != out["prompt_ids"][3]
+    assert all(0 < len(c) <= 5 and len(c) == len(lp)
+               for c, lp in zip(out["completion_ids"], out["logprobs"]))
+    prompt_ids, prompt_mask = pad_rows(out["prompt_ids"], 0, left=True)
+    completion_ids, completion_mask = pad_rows(out["completion_ids"], 0, left=False)
+    with torch.no_grad():
+        trainer_logp = token_logprobs(model, prompt_ids, prompt_mask, completion_ids,
+                                      completion_mask)
+    sampler_logp = pad_rows(out["logprobs"], 0.0, left=False)[0]
+    assert torch.allclose(trainer_logp * completion_mask, sampler_logp, atol=1e-4)
+    # entries not laid out in groups get one sample each
+    single = lean_rollout(preset, precision="fp32")(entries[:4:3] + entries[:1], SimpleNamespace(
+        processing_class=tokenizer, model=model))
+    assert len(single["completion_ids"]) == 3
+
+
+def test_cpu_presets_sample_through_the_lean_rollout(tmp_path, prompts):
+    assert PRESETS["cpu"].lean_sampler and not PRESETS["t4"].lean_sampler
+    for lean in (True, False):
+        model, tokenizer = load_policy("smoke", lora=SMOKE.lora)
+        trainer = build_trainer(model, tokenizer, replace(SMOKE, lean_sampler=lean), prompts,
+                                tmp_path, mode="smoke")
+        assert (trainer.rollout_func is not None) == lean
+
+
+def test_trl_trains_on_the_lean_samplers_completions(tmp_path, prompts, monkeypatch):
+    """A TRL run with the lean rollout: TRL scores and trains on what the sampler wrote. A
+    length reward gives the tiny random model's groups spread (its answers are gibberish)."""
+    from utils import rewards
+
+    seen = []
+
+    def length_reward(completions, **kwargs):
+        texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]  # chat
+        seen.extend(texts)
+        return [float(len(text)) for text in texts]
+
+    monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "length", length_reward)
+    preset = replace(SMOKE, lean_sampler=True, beta=0.0)
+    model, tokenizer = load_policy("smoke", lora=SMOKE.lora)
+    start = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    result = train(model, tokenizer, preset, prompts, tmp_path, mode="smoke", max_steps=1,
+                   reward_weights={"length": 1.0})
+    assert result.trainer.rollout_func is not None
+    assert len(seen) == preset.per_device_train_batch_size * preset.gradient_accumulation_steps
+    logged = [row for row in result.log_history if "reward" in row][0]
+    assert logged["completions/max_length"] <= preset.max_completion_length
+    moved = dict(result.trainer.model.named_parameters())
+    assert any(not torch.equal(moved[n], start[n]) for n in start)

@@ -85,6 +85,7 @@ class Preset:
     task: str = "gsm8k"  # what the run trains on: GSM8K, or a rung of utils.tasks ("one_step")
     vllm_server_url: str | None = None  # e.g. "http://10.0.0.1:8000": generate on `trl vllm-serve`
     step_seconds: tuple[float, float] | None = None  # estimated (low, high) s a step; None: cpu
+    lean_sampler: bool = False  # CPU: TRL samples with utils.sampling.LeanSampler (lean_rollout)
 
     @property
     def prompts_per_step(self) -> int:
@@ -150,7 +151,7 @@ PRESETS: dict[str, Preset] = {
         scale_rewards="group", save_steps=8, max_steps=16, num_prompts=600,
         lora=LoraSettings(rank=32, alpha=64),
         reward_weights={"accuracy": 1.0, "strict_format": 0.5},
-        task="one_step",
+        task="one_step", lean_sampler=True,
     ),
     "smoke": Preset(
         name="smoke",
@@ -552,6 +553,43 @@ def with_prefix(reward_func, prefix: str):
     return scored_with_prefix
 
 
+def lean_rollout(preset: Preset, precision: str = "auto", seed: int = 0):
+    """A TRL ``rollout_func`` that samples with :class:`utils.sampling.LeanSampler` instead of
+    HF ``generate``: on a CPU it plays the part vLLM plays on a GPU (a fast sampler beside the
+    trainer, its weights copied from the policy before every rollout, bf16 where native).
+
+    TRL hands it the step's prompts, each repeated ``num_generations`` times in a row, and takes
+    back one completion per entry with the sampler's log-probs. TRL applies its off-policy
+    correction only with vLLM, so with bf16 sampling the update is slightly off-policy here,
+    uncorrected (notebook 06, section 11, measures that gap); ``precision="fp32"`` removes it.
+    """
+    import itertools
+
+    import torch
+
+    from utils.generation import eos_ids, render_prompt
+    from utils.sampling import LeanSampler, sampling_dtype
+
+    calls = itertools.count()  # a new sampling seed for every rollout
+
+    def rollout_func(prompts, trainer):
+        tokenizer, model = trainer.processing_class, trainer.model
+        g = preset.num_generations
+        if len(prompts) % g or any(prompts[i] != prompts[i - i % g] for i in range(len(prompts))):
+            g = 1  # not laid out in groups (e.g. an evaluation batch): one sample per entry
+        rows = [tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]
+                for p in prompts[::g]]
+        sampler = LeanSampler(model, sampling_dtype(precision))
+        generator = torch.Generator().manual_seed(seed + next(calls))
+        completions, logps = sampler.sample(rows, g, preset.max_completion_length,
+                                            eos_ids(model, tokenizer), preset.temperature, 1.0,
+                                            generator)
+        return {"prompt_ids": [row for row in rows for _ in range(g)],
+                "completion_ids": completions, "logprobs": logps}
+
+    return rollout_func
+
+
 def build_trainer(model, tokenizer, preset: Preset, dataset, output_dir: str | os.PathLike,
                   mode: str | None = None, max_steps: int | None = None,
                   reward_weights: Mapping[str, float] | None = None, seed: int = 42,
@@ -559,7 +597,8 @@ def build_trainer(model, tokenizer, preset: Preset, dataset, output_dir: str | o
     """A ``GRPOTrainer`` for the policy (already LoRA-wrapped by ``load_policy``).
 
     On the Unsloth GPU backend ``load_policy`` has imported Unsloth, which patches ``GRPOTrainer``
-    on import; vLLM generation is used when the model carries Unsloth's vLLM engine.
+    on import; vLLM generation is used when the model carries Unsloth's vLLM engine. On a CPU,
+    a preset with ``lean_sampler`` samples through :func:`lean_rollout`.
     """
     mode = get_mode(mode)
     from trl import GRPOTrainer  # Unsloth-patched when load_policy imported Unsloth first
@@ -576,8 +615,15 @@ def build_trainer(model, tokenizer, preset: Preset, dataset, output_dir: str | o
     config = grpo_config(preset, output_dir, mode=mode, max_steps=max_steps, seed=seed,
                          use_vllm=use_vllm)
     config.reward_weights = weight_list
+    from utils.sampling import LeanSampler
+
+    lean = preset.lean_sampler and mode != "gpu" and LeanSampler.supports(model)
+    if lean:
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental
+    extra = {"rollout_func": lean_rollout(preset, seed=seed)} if lean else {}
     return GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=dataset,
-                       processing_class=tokenizer, callbacks=[LogHistoryWriter(), *callbacks])
+                       processing_class=tokenizer, callbacks=[LogHistoryWriter(), *callbacks],
+                       **extra)
 
 
 def train(model, tokenizer, preset: Preset, dataset, output_dir: str | os.PathLike,
