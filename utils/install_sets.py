@@ -97,7 +97,7 @@ class InstallSet:
 INSTALL_SETS: dict[str, InstallSet] = {
     "cpu": InstallSet(
         "cpu", "cpu and smoke modes: transformers + PEFT + TRL on the runtime's torch",
-        BASE + NOTEBOOK_EXTRAS, keep_torch=True, generation="HF generate (CPU)",
+        BASE + NOTEBOOK_EXTRAS, keep_torch=True, generation="the course's lean sampler (CPU)",
         chosen_for="no NVIDIA GPU (Colab CPU runtime, a laptop), or one older than Volta"),
     "gpu": InstallSet(
         "gpu", "gpu mode without vLLM: Unsloth + bitsandbytes 4-bit on the runtime's torch",

@@ -139,8 +139,9 @@ PRESETS: dict[str, Preset] = {
         step_seconds=(15, 40),
     ),
     # The task inside SmolLM2's reach, continued from utils.cpu_demo's cold start (notebook 04,
-    # section 7); 4 questions x 8 samples a step, scored 8 at a time; lr, temperature and
-    # length are the cpu-demo's, searched on its dev split (docs/experiments.md), not TRL's own.
+    # section 7); 4 questions x 8 samples a step, scored 8 at a time, sampled by lean_rollout;
+    # lr, temperature and length are the cpu-demo's, searched on its dev split
+    # (docs/experiments.md), not TRL's own.
     "cpu": Preset(
         name="cpu",
         description="Laptop CPU: SmolLM2-135M-Instruct, fp32, LoRA r32, one-step word "
@@ -148,7 +149,7 @@ PRESETS: dict[str, Preset] = {
         num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=4,
         max_prompt_length=192, max_completion_length=40, learning_rate=5e-5,
         loss_type="dapo", beta=0.0, temperature=1.0, precision="fp32",
-        scale_rewards="group", save_steps=8, max_steps=16, num_prompts=600,
+        scale_rewards="group", save_steps=6, max_steps=18, num_prompts=600,
         lora=LoraSettings(rank=32, alpha=64),
         reward_weights={"accuracy": 1.0, "strict_format": 0.5},
         task="one_step", lean_sampler=True,
