@@ -161,13 +161,16 @@ def _gain(rec: dict) -> float:
     return 100 * (rec["after"]["accuracy"] - rec["after_cold_start"]["accuracy"])
 
 
-def _lr(rec: dict) -> float | None:
-    return rec.get("recipe", {}).get("learning_rate")
+def _grpo(rec: dict) -> tuple[float | None, int | None]:
+    """The GRPO knobs the recipe search changed: learning rate and steps."""
+    recipe = rec.get("recipe", {})
+    return recipe.get("learning_rate"), recipe.get("grpo_steps")
 
 
 def _run_row(label: str, rec: dict) -> str:
     test = rec["grpo_vs_cold_start"]
-    return (f"| {label} | {_lr(rec):g} | {_pct(rec['before']['accuracy'])} | "
+    lr, steps = _grpo(rec)
+    return (f"| {label} | {lr:g} | {steps} | {_pct(rec['before']['accuracy'])} | "
             f"{_pct(rec['after_cold_start']['accuracy'])}"
             f" | {_pct(rec['after']['accuracy'])} | {_gain(rec):+.1f} | {test['fixed']} / "
             f"{test['broken']} | {test['p_value']:.2g} | {_pct(rec['after']['strict_format'])} | "
@@ -183,31 +186,37 @@ def result_text(name: str) -> str:
         return (f"`{rec['summary']}` (seed 0; {rec['machine']}; {rec['torch_threads']} torch "
                 f"threads)")
     if name == "cpu-demo-seeds":
-        rows = ["| run | GRPO lr | base | cold start | GRPO | GRPO - cold start (points) | "
-                "fixed / broken | paired p | strict format | minutes |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+        rows = ["| run | GRPO lr | GRPO steps | base | cold start | GRPO | "
+                "GRPO - cold start (points) | fixed / broken | paired p | strict format | "
+                "minutes |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         from utils.cpu_demo import RECIPES
 
-        shipped = RECIPES["cpu"].learning_rate
+        shipped = (RECIPES["cpu"].learning_rate, RECIPES["cpu"].grpo_steps)
         gains = []
+        history = (("_steps40", "40 GRPO steps"), ("_lr2e-4", "before the lr search"))
         for key, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
                            ("cpu_demo_seed2", "seed 2"), ("cpu_demo_fp32", "seed 0, fp32 sampling"),
                            ("r1_zero", "seed 0, no cold start (R1-Zero)"),
-                           ("cpu_demo_lr2e-4", "seed 0, before the lr search"),
-                           ("cpu_demo_seed1_lr2e-4", "seed 1, before the lr search"),
-                           ("cpu_demo_seed2_lr2e-4", "seed 2, before the lr search")):
+                           *((base + suffix, f"{label}, {when}") for suffix, when in history
+                             for base, label in (("cpu_demo", "seed 0"),
+                                                 ("cpu_demo_seed1", "seed 1"),
+                                                 ("cpu_demo_seed2", "seed 2"),
+                                                 ("cpu_demo_fp32", "seed 0, fp32 sampling")))):
             rec = record(key)
-            if rec is None and key.endswith("_lr2e-4"):
+            if rec is None and key.endswith(tuple(suffix for suffix, _ in history)):
                 continue  # history: shown where its record is kept
             if rec is None:
-                rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` ||||||||| ")
+                rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` "
+                            "|||||||||| ")
                 continue
             rows.append(_run_row(label, rec))
-            if key.startswith("cpu_demo") and key != "cpu_demo_fp32" and _lr(rec) == shipped:
+            if key in ("cpu_demo", "cpu_demo_seed1", "cpu_demo_seed2") and _grpo(rec) == shipped:
                 gains.append(_gain(rec))
-        if gains:  # only the seeds run with the shipped recipe's learning rate
+        if gains:  # only the seeds run with the shipped recipe's GRPO knobs
             rows.append(f"\nMean GRPO gain over the cold start, {len(gains)} seed(s) of the "
-                        f"shipped recipe (lr {shipped:g}): {sum(gains) / len(gains):+.1f} points.")
+                        f"shipped recipe (lr {shipped[0]:g}, {shipped[1]} steps): "
+                        f"{sum(gains) / len(gains):+.1f} points.")
         return "\n" + "\n".join(rows) + "\n"
     if name == "cpu-demo-row":
         rec = record("cpu_demo")
