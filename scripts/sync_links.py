@@ -148,6 +148,17 @@ RECORD_COMMANDS = {
 }
 
 
+SEED_RUNS = (
+    ("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"), ("cpu_demo_seed2", "seed 2"),
+    ("cpu_demo_fp32", "seed 0, fp32 sampling"), ("r1_zero", "seed 0, no cold start (R1-Zero)"),
+    *((f"{base}{suffix}", f"{label}, {when}")
+      for suffix, when in (("_steps40", "40 GRPO steps"), ("_lr2e-4", "before the lr search"))
+      for base, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
+                          ("cpu_demo_seed2", "seed 2"))),
+)
+"""The rows of the seeds table, in order: the shipped recipe's runs, then earlier recipes'."""
+
+
 def record(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -194,17 +205,10 @@ def result_text(name: str) -> str:
 
         shipped = (RECIPES["cpu"].learning_rate, RECIPES["cpu"].grpo_steps)
         gains = []
-        history = (("_steps40", "40 GRPO steps"), ("_lr2e-4", "before the lr search"))
-        for key, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
-                           ("cpu_demo_seed2", "seed 2"), ("cpu_demo_fp32", "seed 0, fp32 sampling"),
-                           ("r1_zero", "seed 0, no cold start (R1-Zero)"),
-                           *((base + suffix, f"{label}, {when}") for suffix, when in history
-                             for base, label in (("cpu_demo", "seed 0"),
-                                                 ("cpu_demo_seed1", "seed 1"),
-                                                 ("cpu_demo_seed2", "seed 2"),
-                                                 ("cpu_demo_fp32", "seed 0, fp32 sampling")))):
+        history = ("_steps40", "_lr2e-4")  # earlier recipes: shown where a record is kept
+        for key, label in SEED_RUNS:
             rec = record(key)
-            if rec is None and key.endswith(tuple(suffix for suffix, _ in history)):
+            if rec is None and key.endswith(history):
                 continue  # history: shown where its record is kept
             if rec is None:
                 rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` "
