@@ -197,9 +197,9 @@ def result_text(name: str) -> str:
         return (f"`{rec['summary']}` (seed 0; {rec['machine']}; {rec['torch_threads']} torch "
                 f"threads)")
     if name == "cpu-demo-seeds":
-        rows = ["| run | GRPO lr | GRPO steps | base | cold start | GRPO | "
-                "GRPO - cold start (points) | fixed / broken | paired p | strict format | "
-                "minutes |",
+        rows = [("| run | GRPO lr | GRPO steps | base | cold start | GRPO | "
+                 "GRPO - cold start (points) | fixed / broken | paired p | strict format | "
+                 "minutes |"),
                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         from utils.cpu_demo import RECIPES
 

@@ -20,19 +20,19 @@ from utils.training import (
     StopAtStep,
     _torch_chunked_logprobs,
     answer,
-    ensure_logprob_kernel,
     build_trainer,
+    ensure_logprob_kernel,
     get_preset,
     grpo_config,
-    lean_rollout,
     last_checkpoint,
+    lean_rollout,
     prefill_think,
     preset_prompts,
     preset_table,
     prompt_length,
-    run_time,
     read_log_history,
     reward_hack_preset,
+    run_time,
     save_adapter,
     save_merged,
     train,
@@ -383,7 +383,7 @@ def test_trl_trains_on_the_lean_samplers_completions(tmp_path, prompts, monkeypa
                    reward_weights={"length": 1.0})
     assert result.trainer.rollout_func is not None
     assert len(seen) == preset.per_device_train_batch_size * preset.gradient_accumulation_steps
-    logged = [row for row in result.log_history if "reward" in row][0]
+    logged = next(row for row in result.log_history if "reward" in row)
     assert logged["completions/max_length"] <= preset.max_completion_length
     moved = dict(result.trainer.model.named_parameters())
     assert any(not torch.equal(moved[n], start[n]) for n in start)
