@@ -154,7 +154,8 @@ SEED_RUNS = (
     *((f"{base}{suffix}", f"{label}, {when}")
       for suffix, when in (("_steps40", "40 GRPO steps"), ("_lr2e-4", "before the lr search"))
       for base, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
-                          ("cpu_demo_seed2", "seed 2"))),
+                          ("cpu_demo_seed2", "seed 2"),
+                          ("r1_zero", "seed 0, no cold start (R1-Zero)"))),
 )
 """The rows of the seeds table, in order: the shipped recipe's runs, then earlier recipes'."""
 
