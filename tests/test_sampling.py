@@ -46,6 +46,21 @@ def test_fp32_sampler_logps_are_the_models(smoke, temperature):
         torch.testing.assert_close(torch.tensor(row_logp), expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("case", ["no shared prefix", "one prompt", "one token apart"])
+def test_shared_prefix_pass_changes_no_logp(smoke, case):
+    # the prompts' common prefix runs once; whatever it is, the log-probs stay the model's
+    model, tokenizer = smoke
+    chat = _prompts(tokenizer)
+    prompts = {"no shared prefix": [[5] + chat[0], [6] + chat[1][:40]],
+               "one prompt": chat[2:],
+               "one token apart": [chat[1], chat[1][:-1] + [7]]}[case]
+    tokens, logps = LeanSampler(model, torch.float32).sample(
+        prompts, 2, 12, eos_ids(model, tokenizer), 1.0, generator=torch.Generator().manual_seed(3))
+    for i, (row, row_logp) in enumerate(zip(tokens, logps)):
+        expected = _model_logps(model, prompts[i // 2], row)
+        torch.testing.assert_close(torch.tensor(row_logp), expected, atol=1e-4, rtol=0)
+
+
 def test_sampler_follows_the_lora(smoke):
     from peft import LoraConfig, get_peft_model
 

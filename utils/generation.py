@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from utils.sampling import LeanSampler, filter_top_p, sampling_dtype
+from utils.sampling import LeanSampler, common_prefix, filter_top_p, sampling_dtype
 
 Prompt = str | Sequence[dict[str, str]]
 
@@ -88,16 +88,6 @@ def generate(
         completions = [_to_completion(tokenizer, row, eos) for row in new_tokens]
         results.extend(completions[i:i + n] for i in range(0, len(completions), n))
     return results
-
-
-def common_prefix(rows: Sequence[Sequence[int]]) -> int:
-    """Length of the token prefix every row shares (the system prompt and chat header)."""
-    shortest = min(len(row) for row in rows)
-    for position in range(shortest):
-        token = rows[0][position]
-        if any(row[position] != token for row in rows):
-            return position
-    return shortest - 1  # keep at least one token per row for the second stage
 
 
 def _next_tokens(logits: torch.Tensor, temperature: float, top_p: float,

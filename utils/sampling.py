@@ -9,9 +9,10 @@ dozens of small operations per layer. :class:`LeanSampler` keeps only the produc
   bf16, see :func:`native_bf16`), with the LoRA merged in and q/k/v and gate/up fused into one
   matrix each. The copy is taken from the training model before every rollout, so the sampler
   always follows the policy; the trainer itself stays in fp32.
-- **Keys and values of a prompt stored once per group**: the ``G`` samples of a question attend
-  to one copy of its prompt (one matrix product per group), and to their own tokens in a cache
-  allocated up front, written in place.
+- **Keys and values of a prompt stored once per group**: the prefix every prompt shares (the
+  system prompt) goes through the model once, the rest of each prompt once per question; the
+  ``G`` samples of a question attend to one copy of its prompt (one matrix product per group),
+  and to their own tokens in a cache allocated up front, written in place.
 - **Sampling by inverse CDF**: one cumulative sum and one uniform number per row.
 - **The sampler's log-probability of every token it draws** is returned, so that the trainer can
   measure how far its own log-probs are from the sampler's and correct for it
@@ -58,6 +59,16 @@ def sampling_dtype(precision: str = "auto") -> torch.dtype:
     if precision == "auto":
         return torch.bfloat16 if native_bf16() else torch.float32
     return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every row shares (the system prompt and chat header)."""
+    shortest = min(len(row) for row in rows)
+    for position in range(shortest):
+        token = rows[0][position]
+        if any(row[position] != token for row in rows):
+            return position
+    return shortest - 1  # keep at least one token per row for the second stage
 
 
 def filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -176,30 +187,54 @@ class LeanSampler:
         gate, up = F.linear(_rms_norm(x, layer["ln2"], self.eps), layer["gate_up"]).chunk(2, -1)
         return x + F.linear(F.silu(gate) * up, layer["down"])
 
-    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor):
-        """The prompts (``(Q, P)``, left-padded) through the model: the logits of each prompt's
-        last token and every layer's keys and values ``(Q, kv_heads, P, head_dim)``."""
-        q_count, width = ids.shape
+    def _layers(self, x: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor | None,
+                past=None):
+        """Rows ``x`` (``(Q, W, hidden)``) through every layer at ``positions``; each layer's
+        queries see the keys of ``past`` (that layer's ``(k, v)``, or none) and then their own,
+        as ``allowed`` says (``None``: causal). Returns the hidden states and each layer's own
+        keys and values ``(Q, kv_heads, W, head_dim)``."""
+        q_count, width = x.shape[:2]
         d = self.head_dim
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        cos, sin = (t[:, None] for t in self._rope(positions))  # (Q, 1, P, D)
-        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
-        # a padding position may see itself only: no fully masked row, so no NaN anywhere
-        allowed = (causal & mask.bool()[:, None, :]) | torch.eye(width, dtype=torch.bool,
-                                                                 device=self.device)
-        allowed = allowed[:, None]
-        x = F.embedding(ids, self.embed)
+        cos, sin = (t[:, None] for t in self._rope(positions))  # (Q, 1, W, D)
         cache = []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             q, k, v = self._qkv(layer, _rms_norm(x, layer["ln1"], self.eps))
             q = _rotate(q.view(q_count, width, self.heads, d).transpose(1, 2), cos, sin)
             k = _rotate(k.view(q_count, width, self.kv_heads, d).transpose(1, 2), cos, sin)
             v = v.view(q_count, width, self.kv_heads, d).transpose(1, 2)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, enable_gqa=True,
+            cache.append((k.contiguous(), v.contiguous()))
+            if past is not None:
+                k, v = torch.cat([past[i][0], k], 2), torch.cat([past[i][1], v], 2)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
+                                                 is_causal=allowed is None, enable_gqa=True,
                                                  scale=1.0)  # queries are scaled already
             x = x + F.linear(out.transpose(1, 2).reshape(q_count, width, -1), layer["o"])
             x = self._mlp(layer, x)
-            cache.append((k.contiguous(), v.contiguous()))
+        return x, cache
+
+    def _prefill(self, prefix: list[int], ids: torch.Tensor, mask: torch.Tensor):
+        """The prompts through the model: ``prefix``, the tokens every prompt starts with (the
+        system prompt), once; then the rest of each prompt (``ids``, ``(Q, W)``, left-padded).
+        Returns the logits of each prompt's last token and every layer's keys and values
+        ``(Q, kv_heads, len(prefix) + W, head_dim)``, the prefix's copied to every prompt."""
+        q_count, width = ids.shape
+        shared = len(prefix)
+        past = None
+        if shared:
+            positions = torch.arange(shared, device=self.device)[None]
+            _, past = self._layers(F.embedding(torch.tensor([prefix], device=self.device),
+                                               self.embed), positions, None)
+            past = [(k.expand(q_count, -1, -1, -1), v.expand(q_count, -1, -1, -1))
+                    for k, v in past]
+        positions = shared + (mask.cumsum(1) - 1).clamp(min=0)
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
+        # a padding position may see itself only: no fully masked row, so no NaN anywhere
+        allowed = (causal & mask.bool()[:, None, :]) | torch.eye(width, dtype=torch.bool,
+                                                                 device=self.device)
+        allowed = torch.cat([allowed.new_ones(q_count, width, shared), allowed], -1)[:, None]
+        x, own = self._layers(F.embedding(ids, self.embed), positions, allowed, past)
+        cache = own if past is None else [(torch.cat([kp, k], 2), torch.cat([vp, v], 2))
+                                          for (kp, vp), (k, v) in zip(past, own)]
         last = _rms_norm(x[:, -1], self.norm, self.eps)
         return F.linear(last, self.lm_head).float(), cache
 
@@ -217,14 +252,17 @@ class LeanSampler:
         eos = torch.tensor(sorted(set(eos_ids)), device=self.device)
         groups, g, d = len(prompts), group_size, self.head_dim
         per_kv = self.heads // self.kv_heads
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[0] * (width - len(p)) + list(p) for p in prompts],  # 0: masked
+        shared = common_prefix(prompts)  # the system prompt: through the model once
+        rest = [list(p[shared:]) for p in prompts]
+        width = max(len(r) for r in rest)
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rest],  # 0: masked
                            device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest],
                             device=self.device)
-        logits, prompt_cache = self._prefill(ids, mask)
+        logits, prompt_cache = self._prefill(list(prompts[0][:shared]), ids, mask)
+        mask = torch.cat([mask.new_ones(groups, shared), mask], 1)  # the cache's columns
         # prompt padding as an additive bias on the scores: (Q, 1, 1, 1, P)
-        bias = torch.zeros(groups, width, dtype=self.dtype, device=self.device)
+        bias = torch.zeros(mask.shape, dtype=self.dtype, device=self.device)
         bias = bias.masked_fill(~mask.bool(), float("-inf"))[:, None, None, None, :]
         lengths = mask.sum(1)  # the position of each prompt's first new token
         own = [(torch.zeros(groups, self.kv_heads, g, max_new_tokens, d, dtype=self.dtype,
