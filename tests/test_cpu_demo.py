@@ -50,6 +50,14 @@ def test_smoke_run_writes_both_adapters_log_curve_record_and_last_line(tmp_path,
     assert {"step", "question", "text", "rewards"} <= set(logged[0])
 
 
+def test_image_none_draws_no_figure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a file named "none" would land here
+    drawn = []
+    monkeypatch.setattr(cpu_demo, "plot_curve", lambda *a, **k: drawn.append(a))
+    cpu_demo.main(["--mode", "smoke", "--output-dir", "run", "--image", "none"])
+    assert drawn == [] and not list(tmp_path.glob("none*"))
+
+
 def test_held_out_problems_do_not_depend_on_the_seed(tmp_path, monkeypatch):
     seen = []
     real = cpu_demo.evaluate

@@ -496,7 +496,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(RECIPES), default="cpu")
     parser.add_argument("--output-dir", default="runs/cpu-demo")
-    parser.add_argument("--image", default="images/cpu_demo_training.png")
+    parser.add_argument("--image", default="images/cpu_demo_training.png",
+                        help="where the training curve goes; 'none': no figure")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--skip-grpo", action="store_true", help="cold start only (ablation)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KNOB=VALUE",
@@ -515,8 +516,8 @@ def main(argv: list[str] | None = None) -> None:
     recipe = with_knobs(RECIPES[args.mode], args.set)
     if args.seed is not None:
         recipe = replace(recipe, seed=args.seed)
-    image = None if args.mode == "smoke" and args.image == parser.get_default("image") else \
-        args.image
+    image = None if args.image.lower() == "none" or (
+        args.mode == "smoke" and args.image == parser.get_default("image")) else args.image
     run(args.mode, args.output_dir, image, recipe, skip_grpo=args.skip_grpo, record=args.record)
 
 
