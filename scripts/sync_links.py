@@ -148,13 +148,15 @@ RECORD_COMMANDS = {
 }
 
 
+HISTORY = {"_steps40": "40 GRPO steps", "_session6": "before the shared-prompt sampler",
+           "_lr2e-4": "before the lr search"}
+"""Record-name suffixes of earlier recipes and code: rows shown only where a record is kept."""
+
 SEED_RUNS = (
     ("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"), ("cpu_demo_seed2", "seed 2"),
     ("cpu_demo_fp32", "seed 0, fp32 sampling"), ("r1_zero", "seed 0, no cold start (R1-Zero)"),
     *((f"{base}{suffix}", f"{label}, {when}")
-      for suffix, when in (("_steps40", "40 GRPO steps"),
-                           ("_session6", "before the shared-prompt sampler"),
-                           ("_lr2e-4", "before the lr search"))
+      for suffix, when in HISTORY.items()
       for base, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
                           ("cpu_demo_seed2", "seed 2"),
                           ("r1_zero", "seed 0, no cold start (R1-Zero)"))),
@@ -208,10 +210,9 @@ def result_text(name: str) -> str:
 
         shipped = (RECIPES["cpu"].learning_rate, RECIPES["cpu"].grpo_steps)
         gains = []
-        history = ("_steps40", "_session6", "_lr2e-4")  # shown where a record is kept
         for key, label in SEED_RUNS:
             rec = record(key)
-            if rec is None and key.endswith(history):
+            if rec is None and key.endswith(tuple(HISTORY)):
                 continue  # history: shown where its record is kept
             if rec is None:
                 rows.append(f"| {label} | not measured yet: `{RECORD_COMMANDS[key]}` "

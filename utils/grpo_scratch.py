@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from utils import rl
-from utils.generation import common_prefix, decode, eos_ids, render_prompt
+from utils.generation import decode, eos_ids, render_prompt
 from utils.rewards import score_completions
-from utils.sampling import LeanSampler, sampling_dtype
+from utils.sampling import LeanSampler, common_prefix, sampling_dtype
 
 
 @dataclass

@@ -191,8 +191,8 @@ class LeanSampler:
                 past=None):
         """Rows ``x`` (``(Q, W, hidden)``) through every layer at ``positions``; each layer's
         queries see the keys of ``past`` (that layer's ``(k, v)``, or none) and then their own,
-        as ``allowed`` says (``None``: causal). Returns the hidden states and each layer's own
-        keys and values ``(Q, kv_heads, W, head_dim)``."""
+        as ``allowed`` says (``None``: causal). Returns the hidden states and each layer's keys
+        and values, ``past``'s then the rows' own: ``(Q, kv_heads, P + W, head_dim)``."""
         q_count, width = x.shape[:2]
         d = self.head_dim
         cos, sin = (t[:, None] for t in self._rope(positions))  # (Q, 1, W, D)
@@ -202,9 +202,9 @@ class LeanSampler:
             q = _rotate(q.view(q_count, width, self.heads, d).transpose(1, 2), cos, sin)
             k = _rotate(k.view(q_count, width, self.kv_heads, d).transpose(1, 2), cos, sin)
             v = v.view(q_count, width, self.kv_heads, d).transpose(1, 2)
-            cache.append((k.contiguous(), v.contiguous()))
             if past is not None:
                 k, v = torch.cat([past[i][0], k], 2), torch.cat([past[i][1], v], 2)
+            cache.append((k.contiguous(), v.contiguous()))
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
                                                  is_causal=allowed is None, enable_gqa=True,
                                                  scale=1.0)  # queries are scaled already
@@ -232,9 +232,7 @@ class LeanSampler:
         allowed = (causal & mask.bool()[:, None, :]) | torch.eye(width, dtype=torch.bool,
                                                                  device=self.device)
         allowed = torch.cat([allowed.new_ones(q_count, width, shared), allowed], -1)[:, None]
-        x, own = self._layers(F.embedding(ids, self.embed), positions, allowed, past)
-        cache = own if past is None else [(torch.cat([kp, k], 2), torch.cat([vp, v], 2))
-                                          for (kp, vp), (k, v) in zip(past, own)]
+        x, cache = self._layers(F.embedding(ids, self.embed), positions, allowed, past)
         last = _rms_norm(x[:, -1], self.norm, self.eps)
         return F.linear(last, self.lm_head).float(), cache
 
