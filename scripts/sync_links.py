@@ -152,14 +152,13 @@ HISTORY = {"_steps40": "40 GRPO steps", "_session6": "before the shared-prompt s
            "_lr2e-4": "before the lr search"}
 """Record-name suffixes of earlier recipes and code: rows shown only where a record is kept."""
 
+_RUNS = (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"), ("cpu_demo_seed2", "seed 2"),
+         ("r1_zero", "seed 0, no cold start (R1-Zero)"))
+
 SEED_RUNS = (
-    ("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"), ("cpu_demo_seed2", "seed 2"),
-    ("cpu_demo_fp32", "seed 0, fp32 sampling"), ("r1_zero", "seed 0, no cold start (R1-Zero)"),
+    *_RUNS[:3], ("cpu_demo_fp32", "seed 0, fp32 sampling"), _RUNS[3],
     *((f"{base}{suffix}", f"{label}, {when}")
-      for suffix, when in HISTORY.items()
-      for base, label in (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"),
-                          ("cpu_demo_seed2", "seed 2"),
-                          ("r1_zero", "seed 0, no cold start (R1-Zero)"))),
+      for suffix, when in HISTORY.items() for base, label in _RUNS),
 )
 """The rows of the seeds table, in order: the shipped recipe's runs, then earlier recipes'."""
 
