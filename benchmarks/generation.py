@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for every side (default: torch's choice)")
     parser.add_argument("--skip-greedy", action="store_true")
+    parser.add_argument("--skip-rollouts", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -97,7 +98,7 @@ def main() -> None:
     from utils.generation import decode, eos_ids, plain_generate_tokens, render_prompt
     from utils.models import load_for_inference
     from utils.prompts import build_messages
-    from utils.sampling import LeanSampler, native_bf16
+    from utils.sampling import LeanSampler, common_prefix, native_bf16
     from utils.tasks import load_task
 
     model, tokenizer = load_for_inference(args.mode)
@@ -133,7 +134,26 @@ def main() -> None:
             print(f"  {label:28s}  {sum(map(len, rows)) / seconds:7.1f} tokens/s  {ratio:.2f}x "
                   f"(target >= 3x) {'PASS' if ratio >= 3 else 'FAIL'}; identical "
                   f"{identical}/{len(ids)} {'PASS' if identical == len(ids) else 'FAIL'}")
+        # where the time must go without speculation: the prompts through the linear layers
+        # once (the shared prefix once, at the best ceiling), then one pass per new token over
+        # the rows still writing (rows leave when done, as plain generate's rows do not)
+        shared = common_prefix(ids)
+        prompt_tokens = shared + sum(len(row) - shared for row in ids)
+        head = model.get_output_embeddings().weight.numel()
+        best = max(matmul_ceiling(model, rows, torch.float32) for rows in (64, 128, 256))
+        prefill_s = 2 * (params - head) * prompt_tokens / best / 1e9
+        lengths = [len(row) for row in reference]
+        live = [sum(n > t for n in lengths) for t in range(max(lengths))]
+        pass_s = {rows: 2 * params * rows / matmul_ceiling(model, rows, torch.float32) / 1e9
+                  for rows in set(live)}
+        floor_s = prefill_s + sum(pass_s[rows] for rows in live)
+        print(f"  fp32 floor without speculation: prompts {prefill_s:.1f} s + {len(live)} "
+              f"passes over 16 to {live[-1]} live rows {floor_s - prefill_s:.1f} s = "
+              f"{floor_s:.1f} s; plain took {plain_s:.1f} s, so 3x needs {floor_s / (plain_s / 3):.0%}"
+              f" of the ceiling (over 100%: only guessed tokens checked in one pass can reach it)")
 
+    if args.skip_rollouts:
+        return
     recipe = RECIPES["cpu"] if args.mode == "cpu" else RECIPES["smoke"]
     shapes = [(8, 4, 48), (8, 8, 48),
               (recipe.questions_per_step, recipe.group_size, recipe.max_new_tokens)]

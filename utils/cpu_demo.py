@@ -230,10 +230,13 @@ def grpo_train(model, tokenizer, rows: list[dict], recipe: Recipe, output_dir: P
               f"spread {row['spread_share']:.2f}  {row['seconds']:.0f} s "
               f"(sampling {row['sample_seconds']:.0f} s, {batch.precision}){mismatch}", flush=True)
         if step + 1 in checkpoints:
+            evaluated = time.perf_counter()
             held = evaluate(model, tokenizer, checkpoint_rows, recipe)
             row["heldout_accuracy"] = sum(held["correct"]) / len(held["correct"])
+            row["heldout_seconds"] = time.perf_counter() - evaluated
             print(f"  held-out subset after step {step + 1}: accuracy "
-                  f"{sum(held['correct'])}/{len(held['correct'])}", flush=True)
+                  f"{sum(held['correct'])}/{len(held['correct'])} "
+                  f"({row['heldout_seconds']:.0f} s)", flush=True)
         curve.append(row)
     return curve
 
