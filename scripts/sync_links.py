@@ -135,21 +135,22 @@ def sync_readme(url: str, write: bool = True) -> bool:
 
 
 RESULTS = ROOT / "docs" / "results"
-RESULT_BLOCK = re.compile(r"(<!-- results:([\w-]+) -->)(.*?)(<!-- /results -->)", re.S)
+RESULT_BLOCK = re.compile(r"(<!-- results:([\w-]+) -->)(.*?)(<!-- /results -->)", re.DOTALL)
 RECORD_COMMANDS = {
     "cpu_demo": "make cpu-demo ARGS='--record docs/results/cpu_demo.json'",
     "cpu_demo_seed1": "python -m utils.cpu_demo --seed 1 --record docs/results/cpu_demo_seed1.json",
     "cpu_demo_seed2": "python -m utils.cpu_demo --seed 2 --record docs/results/cpu_demo_seed2.json",
     "cpu_demo_fp32": ("python -m utils.cpu_demo --set sampling_precision=fp32 "
                       "--record docs/results/cpu_demo_fp32.json"),
-    "r1_zero": ("python -m utils.cpu_demo --set cold_start=False 'prefill=<think>\\n' "
-                "--record docs/results/r1_zero.json"),
+    "r1_zero": ("python -m utils.cpu_demo --set grpo_steps=30 cold_start=False "
+                "'prefill=<think>\\n' --record docs/results/r1_zero.json"),
     "fresh": "python -m utils.cpu_demo --compare-fresh --record docs/results/fresh.json",
 }
 
 
-HISTORY = {"_steps40": "40 GRPO steps", "_session6": "before the shared-prompt sampler",
-           "_lr2e-4": "before the lr search"}
+HISTORY = {"_steps30": "30 GRPO steps (the default until the tenth session)",
+           "_steps40": "40 GRPO steps, before the shared-prompt sampler",
+           "_session6": "before the shared-prompt sampler", "_lr2e-4": "before the lr search"}
 """Record-name suffixes of earlier recipes and code: rows shown only where a record is kept."""
 
 _RUNS = (("cpu_demo", "seed 0"), ("cpu_demo_seed1", "seed 1"), ("cpu_demo_seed2", "seed 2"),
